@@ -1,0 +1,163 @@
+"""The composition root: builds the parts, runs them, and owns the one shutdown order.
+
+Start: check the token (getMe) and the bucket (head_bucket), delete any webhook (keeping pending
+updates), then start one poller and the workers.
+
+Stop (SIGTERM/SIGINT only set an event):
+1. cancel the poller (its long poll is abandoned; the offset covers only what was queued);
+2. let the workers drain the queue, for at most ``shutdown_timeout`` seconds;
+3. cancel the workers (on a timeout, transfers in flight abort and their users are told);
+4. confirm what was handled with one last getUpdates (offset, timeout=0), so a restart does not
+   handle it again: everything when drained, else up to the first update left unhandled;
+5. close S3 and the Bot API session (the exit stack).
+
+Exit codes: 0 after a clean drain; 1 when the drain timed out or polling or a worker died (a
+supervisor should restart the bot); start-up errors raise ``StartupError`` to the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack, suppress
+
+import structlog
+
+from tgs3bot.config import BackoffConfig, Settings, WorkerConfig
+from tgs3bot.context import Context, Policy
+from tgs3bot.errors import PlatformError
+from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
+from tgs3bot.poller import POLL_TIMEOUT_S, Poller
+from tgs3bot.queues import ChatQueue
+from tgs3bot.router import build_router
+from tgs3bot.state import MemoryState
+from tgs3bot.storage import S3Storage
+from tgs3bot.telegram import TelegramPlatform
+from tgs3bot.utils import log_exceptions
+from tgs3bot.worker import Worker
+
+log = structlog.get_logger(__name__)
+
+WORKER_CANCEL_TIMEOUT_S = 10  # cancelled transfers abort their uploads and tell their users
+
+
+class App:
+    """The bot: ``await App(settings).run()`` returns the process exit code."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backoff: BackoffConfig | None = None,
+        state: StateStore | None = None,
+        poll_timeout_s: int = POLL_TIMEOUT_S,
+    ) -> None:
+        self.settings = settings
+        self.backoff = backoff or BackoffConfig()
+        self.state = state or MemoryState()
+        self.poll_timeout_s = poll_timeout_s
+        self.stop_requested = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Begin the graceful shutdown (what SIGTERM and SIGINT do)."""
+        self.stop_requested.set()
+
+    async def run(self) -> int:
+        """Start, serve until stopped or broken, shut down; return the exit code."""
+        s = self.settings
+        async with AsyncExitStack() as stack:
+            platform = TelegramPlatform(
+                s.telegram_token.get_secret_value(),
+                api_url=s.telegram_api_url,
+                local_mode=s.telegram_local_mode,
+                proxy=s.telegram_proxy,
+                backoff=self.backoff,
+            )
+            stack.push_async_callback(platform.close)
+            await platform.start()
+            storage = await stack.enter_async_context(
+                S3Storage(s.s3_bucket, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
+            )
+            await storage.check_bucket()
+            policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
+            ctx = Context(platform=platform, storage=storage, state=self.state, policy=policy)
+            queue = ChatQueue(s.queue_size)
+            poller = Poller(platform, queue, backoff=self.backoff, poll_timeout_s=self.poll_timeout_s)
+            worker = Worker(queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
+            stack.callback(self._remove_signal_handlers)
+            self._install_signal_handlers()
+            log.info("bot_started", bucket=s.s3_bucket, workers=s.concurrent_workers, queue_size=s.queue_size)
+            return await self._serve(platform, queue, poller, worker)
+        raise AssertionError("unreachable")  # pragma: no cover (mypy cannot see the return above)
+
+    async def _serve(self, platform: Platform, queue: UpdateQueue, poller: Poller, worker: Worker) -> int:
+        poll_task = asyncio.create_task(log_exceptions(poller.run)(), name="poller")
+        workers = worker.start()
+        stop_task = asyncio.create_task(self.stop_requested.wait(), name="stop-signal")
+        done, _ = await asyncio.wait({poll_task, stop_task, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        if stop_task not in done:
+            # The poller or a worker ended on its own: never stay alive without polling or working.
+            await _cancel(poll_task, stop_task, *workers)
+            crashed = done.pop()
+            log.critical("background_task_ended", task=crashed.get_name())
+            crashed.result()  # re-raises its exception (FatalPollingError → the CLI's error line)
+            return 1
+        log.info("shutdown_started", unfinished=len(queue.unfinished()))
+        await _cancel(poll_task)
+        try:
+            await asyncio.wait_for(queue.join(), self.settings.shutdown_timeout)
+        except TimeoutError:
+            return await self._abandon(platform, queue, poller, workers)
+        await _cancel(*workers)
+        await _confirm(platform, poller.offset)
+        log.info("shutdown_complete")
+        return 0
+
+    async def _abandon(
+        self, platform: Platform, queue: UpdateQueue, poller: Poller, workers: list[asyncio.Task[None]]
+    ) -> int:
+        unfinished = queue.unfinished()
+        log.error(
+            "shutdown_timed_out",
+            timeout_s=self.settings.shutdown_timeout,
+            dropped_update_ids=[e.update_id for e in unfinished],
+        )
+        await _cancel(*workers, timeout_s=WORKER_CANCEL_TIMEOUT_S)
+        # Everything before the first unhandled update is handled; that one and later come again.
+        await _confirm(platform, unfinished[0].update_id if unfinished else poller.offset)
+        return 1
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("signal_received", signal=sig.name)
+        self.request_stop()
+
+
+async def _cancel(*tasks: asyncio.Task[object], timeout_s: float | None = None) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout_s)
+
+
+async def _confirm(platform: Platform, offset: int | None) -> None:
+    """Tell the platform that everything before ``offset`` is handled (a getUpdates, timeout=0)."""
+    if offset is None:
+        return
+    try:
+        await platform.get_updates(offset, timeout_s=0)
+    except PlatformError as exc:
+        log.warning("confirm_failed", offset=offset, error=str(exc))
+    else:
+        log.info("updates_confirmed", offset=offset)

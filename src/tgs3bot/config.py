@@ -1,0 +1,115 @@
+"""Settings: environment, a ``.env`` file and command-line flags, in that order of precedence.
+
+flags > environment > ``.env``. Every setting is ``TGS3BOT_<NAME>`` in the environment and
+``--<name-in-kebab-case>`` on the command line, except the token, which would show in ``ps``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+CLOUD_DOWNLOAD_LIMIT = 20 * MiB  # getFile refuses bigger files on the cloud Bot API
+LOCAL_DOWNLOAD_LIMIT = 2000 * 1000 * 1000  # the local Bot API server's limit ("2000 MB")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field names are the variable names without the prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TGS3BOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    telegram_token: SecretStr = Field(description="bot token from @BotFather")
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="Bot API base URL (a local Bot API server, a fake)"
+    )
+    telegram_local_mode: bool = Field(
+        False, description="the base is a local Bot API server started with --local"
+    )
+    telegram_proxy: str | None = Field(None, description="proxy URL for the Bot API")
+    s3_bucket: str = Field(min_length=1, description="bucket the documents are saved into")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, any S3)")
+    s3_region: str | None = Field(None, description="S3 region (default: the AWS chain)")
+    concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
+    queue_size: int = Field(100, ge=1, description="updates taken from Telegram and not yet handled")
+    allowed_users: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(), description="comma-separated user ids allowed to use the bot; empty: everyone"
+    )
+    state_path: Path = Field(Path("tgs3bot-state.sqlite3"), description="SQLite file of the state")
+    shutdown_timeout: float = Field(30.0, gt=0, description="seconds to finish queued work on SIGTERM")
+    log_format: Literal["json", "console"] | None = Field(
+        None, description="json or console (default: console on a terminal, else json)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="")
+
+    @field_validator("allowed_users", mode="before")
+    @classmethod
+    def _split_user_ids(cls, value: Any) -> Any:
+        # pydantic-settings would parse a list from the environment as JSON; operators write "1,2".
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def download_limit(self) -> int:
+        """The biggest file the Bot API hands out in the configured mode, in bytes."""
+        return LOCAL_DOWNLOAD_LIMIT if self.telegram_local_mode else CLOUD_DOWNLOAD_LIMIT
+
+
+def load_settings(overrides: dict[str, Any] | None = None, env_file: Path = Path(".env")) -> Settings:
+    """Build the settings; ``overrides`` (from flags) win over the environment and ``.env``.
+
+    ``AWS_*`` lines in ``.env`` are exported to the process environment (where the environment does
+    not already set them) so the standard AWS credential chain sees them.
+    """
+    if env_file.is_file():
+        for key, value in dotenv_values(env_file).items():
+            if key.startswith("AWS_") and value is not None:
+                os.environ.setdefault(key, value)
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How many worker coroutines take updates from the queue."""
+
+    concurrent_workers: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffConfig:
+    """Retry timing for calls to the platform, shared by the poller and the senders.
+
+    ``conflict_give_up_s``: Telegram answers 409 while an old instance finishes its last long poll
+    (up to its timeout, 60 s); conflicts that outlast this window mean another live instance.
+    """
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+    conflict_give_up_s: float = 90.0
+    send_attempts: int = 5
+    max_retry_after_s: float = 300.0
+
+    def delay_s(self, attempt: int, jitter: float) -> float:
+        """The wait before retry number ``attempt`` (0-based); ``jitter`` in [0, 1) spreads clients."""
+        base = min(self.max_s, self.initial_s * self.factor**attempt)
+        return base * (0.5 + jitter / 2)

@@ -1,0 +1,60 @@
+"""What every handler gets besides the event: the bot's collaborators and its policy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from tgs3bot.interfaces import ObjectStore, Platform, StateStore
+
+
+class KeyLocks:
+    """One lock per object key, so that two saves under one name never race (check, then write)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the key's lock; the lock is forgotten once nobody holds or waits for it."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._holders[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._holders[key] -= 1
+            if not self._holders[key]:
+                del self._holders[key], self._locks[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The operator's rules: who may use the bot, and how big a file may be."""
+
+    allowed_users: frozenset[int] = frozenset()
+    download_limit: int = 20 * 1024 * 1024
+
+    @property
+    def open_bot(self) -> bool:
+        """True when anyone may use the bot."""
+        return not self.allowed_users
+
+    def allows(self, user_id: int) -> bool:
+        """Whether the user may use the bot."""
+        return self.open_bot or user_id in self.allowed_users
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The collaborators a handler may use; built once by ``app`` and shared by all workers."""
+
+    platform: Platform
+    storage: ObjectStore
+    state: StateStore
+    policy: Policy
+    key_locks: KeyLocks = field(default_factory=KeyLocks)

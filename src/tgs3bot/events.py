@@ -1,0 +1,64 @@
+"""Platform-neutral updates: what the poller queues and the handlers read.
+
+A platform adapter (Telegram today, VK later) turns its raw updates into these frozen dataclasses,
+so the queue, the worker and the handlers never depend on one platform's types.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class EventKind(enum.Enum):
+    """What an update is, as far as the bot's routing cares."""
+
+    MESSAGE = "message"
+    CALLBACK = "callback"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A file attached to a message as a document (never a photo, sticker, voice or video)."""
+
+    file_id: str
+    file_unique_id: str
+    file_name: str | None
+    mime_type: str | None
+    file_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One update the bot must handle, in the order of its chat."""
+
+    update_id: int
+    kind: EventKind
+    chat_id: int
+    user_id: int
+    private: bool
+    message_id: int
+    text: str | None = None
+    document: Document | None = None
+    callback_id: str | None = None
+    callback_data: str | None = None
+
+    @property
+    def command(self) -> str | None:
+        """The bot command that starts the text (``/help`` for ``/help@my_bot please``), if any."""
+        if not self.text or not self.text.startswith("/"):
+            return None
+        word = self.text.split(maxsplit=1)[0]
+        return word.split("@", 1)[0].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBatch:
+    """What one poll returned: the events to handle and the offset that confirms the whole batch.
+
+    ``next_offset`` also covers updates the bot ignores (edited messages, chat member changes), so
+    they are confirmed without being queued.
+    """
+
+    events: tuple[Event, ...]
+    next_offset: int | None

@@ -1,0 +1,100 @@
+"""The poller: the only caller of getUpdates. It queues what arrives and forgets it.
+
+No business logic lives here: it moves the offset, waits on a full queue (backpressure) and reacts
+to each kind of failure as it deserves:
+
+- ``RetryAfter``: wait as long as the platform asks;
+- ``TransientError`` (network, timeouts, 5xx, a proxy's HTML page): jittered exponential backoff;
+- ``Conflict``: another client polls the same token. An old instance may still be finishing its
+  last long poll, so conflicts are retried, but after ``conflict_give_up_s`` of nothing else the
+  poller gives up with ``FatalPollingError``;
+- ``Unauthorized``: the token was revoked; ``FatalPollingError`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import structlog
+
+from tgs3bot.config import BackoffConfig
+from tgs3bot.errors import Conflict, FatalPollingError, RetryAfter, TransientError, Unauthorized
+from tgs3bot.interfaces import Platform, UpdateQueue
+
+log = structlog.get_logger(__name__)
+
+POLL_TIMEOUT_S = 60  # the assignment's long-poll timeout
+
+
+class Poller:
+    """Long-polls the platform and puts every event into the queue, in order."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        queue: UpdateQueue,
+        *,
+        backoff: BackoffConfig | None = None,
+        poll_timeout_s: int = POLL_TIMEOUT_S,
+    ) -> None:
+        self._platform = platform
+        self._queue = queue
+        self._backoff = backoff or BackoffConfig()
+        self._poll_timeout_s = poll_timeout_s
+        self.offset: int | None = None  # the next update id to ask for; confirms all before it
+        self._failures = 0
+        self._conflict_since: float | None = None
+
+    async def run(self) -> None:
+        """Poll until cancelled (the way to stop it) or until polling cannot go on."""
+        log.info("poller_started", timeout_s=self._poll_timeout_s)
+        while True:
+            try:
+                batch = await self._platform.get_updates(self.offset, self._poll_timeout_s)
+            except RetryAfter as exc:
+                log.warning("poll_rate_limited", retry_after_s=exc.retry_after_s)
+                await asyncio.sleep(exc.retry_after_s)
+                continue
+            except Unauthorized as exc:
+                raise FatalPollingError("Telegram no longer accepts the bot token") from exc
+            except Conflict:
+                await self._on_conflict()
+                continue
+            except TransientError as exc:
+                await self._on_transient(exc)
+                continue
+            self._on_success()
+            for event in batch.events:
+                await self._queue.put(event)
+                self.offset = event.update_id + 1  # only once the queue has it
+            if batch.next_offset is not None:
+                self.offset = batch.next_offset
+
+    async def _on_transient(self, exc: Exception) -> None:
+        delay = self._backoff.delay_s(self._failures, random.random())  # noqa: S311 (jitter)
+        self._failures += 1
+        log.warning("poll_failed", error=str(exc), attempt=self._failures, retry_in_s=round(delay, 2))
+        await asyncio.sleep(delay)
+
+    async def _on_conflict(self) -> None:
+        now = time.monotonic()
+        if self._conflict_since is None:
+            self._conflict_since = now
+        lasted = now - self._conflict_since
+        if lasted > self._backoff.conflict_give_up_s:
+            raise FatalPollingError(
+                "another instance is polling with the same bot token "
+                f"(409 Conflict for {lasted:.0f} s); stop it or use another token"
+            )
+        delay = self._backoff.delay_s(self._failures, random.random())  # noqa: S311 (jitter)
+        self._failures += 1
+        log.warning("poll_conflict", lasted_s=round(lasted, 1), retry_in_s=round(delay, 2))
+        await asyncio.sleep(delay)
+
+    def _on_success(self) -> None:
+        if self._failures:
+            log.info("poll_recovered", after_failures=self._failures)
+        self._failures = 0
+        self._conflict_since = None

@@ -1,0 +1,216 @@
+"""The S3 bucket through aioboto3: documents are streamed in, never held whole in memory.
+
+Small files (under one part) go up with one ``put_object``. Larger ones use a multipart upload of
+``part_size`` parts, at most ``max_parts_in_flight`` uploading while the next part is read, so one
+transfer holds about ``part_size * (max_parts_in_flight + 1)`` bytes whatever the file's size.
+Any failure (S3, a broken or short download, cancellation) aborts the multipart upload: no partial
+object is ever left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import aioboto3
+import structlog
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tgs3bot.config import MiB
+from tgs3bot.errors import StartupError, TransferError
+from tgs3bot.interfaces import ObjectInfo, StoredObject
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PART_SIZE = 8 * MiB  # S3's minimum is 5 MiB; 2000 MB / 8 MiB stays far below 10,000 parts
+S3_CONFIG = AioConfig(
+    retries={"max_attempts": 5, "mode": "standard"},
+    connect_timeout=10,
+    read_timeout=60,
+    # Flexible checksums by default break some S3-compatible stores; send them only where required.
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+)
+
+
+class _PartReader:
+    """Cuts a stream of arbitrary chunks into parts of exactly ``part_size`` (the last may be short)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], part_size: int) -> None:
+        self._chunks = chunks
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._ended = False
+        self.total = 0
+
+    async def _fill(self) -> None:
+        while len(self._buffer) < self._part_size and not self._ended:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._ended = True
+                break
+            self._buffer += chunk
+            self.total += len(chunk)
+
+    async def whole_if_small(self) -> bytes | None:
+        """The whole stream if it ends before one full part, else None (and nothing is consumed)."""
+        await self._fill()
+        return bytes(self._buffer) if self._ended and len(self._buffer) < self._part_size else None
+
+    async def read(self) -> bytes:
+        """The next part; ``b""`` at the end."""
+        await self._fill()
+        part = bytes(self._buffer[: self._part_size])
+        del self._buffer[: self._part_size]
+        return part
+
+
+def _check_size(received: int, expected: int | None) -> None:
+    if expected is not None and received != expected:
+        raise TransferError(f"the download from Telegram ended after {received} of {expected} bytes")
+
+
+def _storage_reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "error")
+        return f"the storage refused the file ({code})"
+    return "the storage could not be reached"
+
+
+class S3Storage:
+    """The bucket the documents go into (see ``interfaces.ObjectStore``)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_parts_in_flight: int = 2,
+    ) -> None:
+        self.bucket = bucket
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self.part_size = part_size
+        self.max_parts_in_flight = max_parts_in_flight
+        self._stack = AsyncExitStack()
+        self._client: S3Client | None = None
+
+    async def __aenter__(self) -> S3Storage:
+        session = aioboto3.Session(region_name=self._region)
+        client_cm = session.client("s3", endpoint_url=self._endpoint_url, config=S3_CONFIG)
+        self._client = await self._stack.enter_async_context(client_cm)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            raise RuntimeError("S3Storage is used outside its `async with`")
+        return self._client
+
+    async def check_bucket(self) -> None:
+        """Fail start-up with a clear message when the bucket is missing or forbidden."""
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket"):
+                raise StartupError(f"the S3 bucket {self.bucket!r} does not exist") from None
+            if code in ("403", "AccessDenied"):
+                raise StartupError(f"access to the S3 bucket {self.bucket!r} is forbidden") from None
+            raise StartupError(f"the S3 bucket {self.bucket!r} cannot be used ({code})") from None
+        except BotoCoreError as exc:
+            raise StartupError(f"the S3 bucket {self.bucket!r} cannot be reached: {exc}") from None
+
+    async def head(self, key: str) -> StoredObject | None:
+        """The object under ``key``, or None."""
+        try:
+            answer = await self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise TransferError(_storage_reason(exc)) from exc
+        except BotoCoreError as exc:
+            raise TransferError(_storage_reason(exc)) from exc
+        return StoredObject(key=key, size=answer["ContentLength"], metadata=answer.get("Metadata", {}))
+
+    async def save(
+        self, key: str, chunks: AsyncIterator[bytes], info: ObjectInfo, expected_size: int | None
+    ) -> int:
+        """Stream ``chunks`` into ``key``; return the size. On any failure nothing is left behind."""
+        reader = _PartReader(chunks, self.part_size)
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": info.content_type,
+            "ContentDisposition": info.content_disposition,
+            "Metadata": dict(info.metadata),
+        }
+        try:
+            if (whole := await reader.whole_if_small()) is not None:
+                _check_size(reader.total, expected_size)
+                await self.client.put_object(Body=whole, **args)
+            else:
+                await self._multipart(args, reader, expected_size)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransferError(_storage_reason(exc)) from exc
+        return reader.total
+
+    async def _multipart(self, args: dict[str, Any], reader: _PartReader, expected_size: int | None) -> None:
+        upload = await self.client.create_multipart_upload(**args)
+        upload_id = upload["UploadId"]
+        in_flight: set[asyncio.Task[dict[str, Any]]] = set()
+        try:
+            parts: list[asyncio.Task[dict[str, Any]]] = []
+            part = await reader.read()
+            while part:
+                if len(in_flight) >= self.max_parts_in_flight:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # raise the first failure now rather than after the download
+                task = asyncio.create_task(self._upload_part(args, upload_id, len(parts) + 1, part))
+                parts.append(task)
+                in_flight.add(task)
+                part = await reader.read()
+            _check_size(reader.total, expected_size)
+            etags = [await task for task in parts]
+            await self.client.complete_multipart_upload(
+                Bucket=args["Bucket"],
+                Key=args["Key"],
+                UploadId=upload_id,
+                MultipartUpload={"Parts": etags},  # type: ignore[typeddict-item]
+            )
+        except BaseException:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            # Shielded: even a shutdown that cancels this transfer must not leave the parts behind.
+            await asyncio.shield(self._abort(args["Key"], upload_id))
+            raise
+
+    async def _upload_part(
+        self, args: dict[str, Any], upload_id: str, number: int, body: bytes
+    ) -> dict[str, Any]:
+        answer = await self.client.upload_part(
+            Bucket=args["Bucket"], Key=args["Key"], UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (ClientError, BotoCoreError):
+            log.exception("multipart_abort_failed", key=key, upload_id=upload_id)
+        else:
+            log.info("multipart_aborted", key=key)

@@ -1,0 +1,275 @@
+"""The Telegram platform: aiogram's ``Bot`` as a typed Bot API client, and nothing else of aiogram.
+
+This module turns Bot API updates into ``events.Event`` and aiogram's exceptions into the bot's own
+(``errors``), retries what is worth retrying, and streams files without holding them in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+import structlog
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    GetFile,
+    GetMe,
+    GetUpdates,
+    SendMessage,
+    TelegramMethod,
+)
+from aiogram.types import Message, ReplyParameters, Update
+from aiogram.utils.token import TokenValidationError
+
+from tgs3bot.config import BackoffConfig
+from tgs3bot.errors import (
+    Conflict,
+    FileUnavailable,
+    PlatformError,
+    RetryAfter,
+    StartupError,
+    TransferError,
+    TransientError,
+    Unauthorized,
+    Undeliverable,
+)
+from tgs3bot.events import Document, Event, EventKind, UpdateBatch
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+CHUNK_SIZE = 256 * 1024
+ALLOWED_UPDATES = ["message", "callback_query"]
+# The long poll itself lasts timeout_s; the HTTP request must outlive it or every poll is cut off.
+POLL_REQUEST_MARGIN_S = 15
+STARTUP_CALL_TIMEOUT_S = 8  # the token check must fail within 10 s in all
+# A download may stall between chunks for this long before it counts as broken.
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+
+
+def translate(exc: Exception) -> PlatformError:
+    """Map an aiogram exception onto the bot's own error tree."""
+    text = str(exc)
+    if isinstance(exc, TelegramRetryAfter):
+        return RetryAfter(float(exc.retry_after), text)
+    if isinstance(exc, TelegramUnauthorizedError):
+        return Unauthorized(text)
+    if isinstance(exc, TelegramConflictError):
+        return Conflict(text)
+    if isinstance(exc, TelegramForbiddenError):
+        return Undeliverable(text)
+    if isinstance(exc, TelegramBadRequest) and "chat not found" in text.lower():
+        return Undeliverable(text)
+    # TelegramEntityTooLarge is a TelegramNetworkError, but retrying cannot help it.
+    if isinstance(exc, TelegramEntityTooLarge):
+        return PlatformError(text)
+    if isinstance(exc, TelegramNetworkError | TelegramServerError | ClientDecodeError):
+        return TransientError(text)
+    return PlatformError(text)
+
+
+def to_event(update: Update) -> Event | None:
+    """The bot's view of an update, or None for kinds the bot does not handle."""
+    if (message := update.message) is not None:
+        document = message.document
+        return Event(
+            update_id=update.update_id,
+            kind=EventKind.MESSAGE,
+            chat_id=message.chat.id,
+            user_id=message.from_user.id if message.from_user else message.chat.id,
+            private=message.chat.type == "private",
+            message_id=message.message_id,
+            text=message.text,
+            document=Document(
+                file_id=document.file_id,
+                file_unique_id=document.file_unique_id,
+                file_name=document.file_name,
+                mime_type=document.mime_type,
+                file_size=document.file_size,
+            )
+            if document is not None
+            else None,
+        )
+    if (query := update.callback_query) is not None and query.message is not None:
+        # Callback queries belong to the chat of the message their button hangs on (per-chat order).
+        return Event(
+            update_id=update.update_id,
+            kind=EventKind.CALLBACK,
+            chat_id=query.message.chat.id,
+            user_id=query.from_user.id,
+            private=query.message.chat.type == "private",
+            message_id=query.message.message_id,
+            callback_id=query.id,
+            callback_data=query.data,
+        )
+    return None
+
+
+class TelegramPlatform:
+    """The Bot API client the poller and the handlers use (see ``interfaces.Platform``)."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_url: str = "https://api.telegram.org",
+        local_mode: bool = False,
+        proxy: str | None = None,
+        backoff: BackoffConfig | None = None,
+    ) -> None:
+        self._session = session = AiohttpSession(
+            api=TelegramAPIServer.from_base(api_url, is_local=local_mode), proxy=proxy
+        )
+        try:
+            self._bot = Bot(token, session=session)
+        except TokenValidationError:
+            raise StartupError("the Telegram bot token is malformed (expected 123456:ABC…)") from None
+        self._backoff = backoff or BackoffConfig()
+        self._local_mode = local_mode
+        self.username: str | None = None
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._bot.session.close()
+
+    async def start(self) -> None:
+        """Check the token (getMe) and make sure polling works (deleteWebhook, keeping updates)."""
+        try:
+            me = await self._bot(GetMe(), request_timeout=STARTUP_CALL_TIMEOUT_S)
+        except TelegramUnauthorizedError:
+            raise StartupError("Telegram rejected the bot token (401 Unauthorized)") from None
+        except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as exc:
+            raise StartupError(f"could not check the bot token with Telegram: {exc}") from None
+        self.username = me.username
+        # Without drop_pending_updates: what users sent while the bot was down is still handled.
+        await self._call(DeleteWebhook(), request_timeout=STARTUP_CALL_TIMEOUT_S)
+        log.info("telegram_ready", bot_username=me.username, bot_id=me.id)
+
+    async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
+        """One long poll; errors are raised translated, never retried here (the poller decides)."""
+        method = GetUpdates(offset=offset, timeout=timeout_s, allowed_updates=ALLOWED_UPDATES)
+        try:
+            updates = await self._bot(method, request_timeout=timeout_s + POLL_REQUEST_MARGIN_S)
+        except (TelegramAPIError, ClientDecodeError) as exc:
+            raise translate(exc) from exc
+        next_offset = updates[-1].update_id + 1 if updates else None
+        events = tuple(e for e in map(to_event, updates) if e is not None)
+        return UpdateBatch(events=events, next_offset=next_offset)
+
+    async def send_text(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int | None:
+        """Send a message; None if Telegram refuses it for good (blocked, chat not found)."""
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        method = SendMessage(
+            chat_id=chat_id, text=text, reply_parameters=reply if reply_to is not None else None
+        )
+        try:
+            message: Message = await self._call(method)
+        except Undeliverable as exc:
+            log.warning("reply_dropped", chat_id=chat_id, reason=str(exc))
+            return None
+        return message.message_id
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        """Answer a callback query; a stale one (older than Telegram keeps them) is ignored."""
+        try:
+            await self._call(AnswerCallbackQuery(callback_query_id=callback_id, text=text))
+        except PlatformError as exc:
+            log.info("callback_answer_failed", reason=str(exc))
+
+    @asynccontextmanager
+    async def open_file(self, document: Document) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open a document for streaming; raises ``FileUnavailable`` when Telegram refuses it."""
+        try:
+            file = await self._call(GetFile(file_id=document.file_id))
+        except PlatformError as exc:
+            raise FileUnavailable(_refusal_reason(str(exc))) from exc
+        if not file.file_path:
+            raise FileUnavailable("Telegram did not give a download path for the file")
+        if self._local_mode and Path(file.file_path).is_absolute():
+            yield _read_local(Path(file.file_path))
+            return
+        url = self._bot.session.api.file_url(self._bot.token, file.file_path)
+        http = await self._session.create_session()  # aiogram's, so the proxy applies too
+        try:
+            response = await http.get(url, timeout=DOWNLOAD_TIMEOUT)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransferError("the download from Telegram could not start") from exc
+        try:
+            if response.status != 200:
+                # An error page must never be stored as the file.
+                raise FileUnavailable(f"the download from Telegram failed (HTTP {response.status})")
+            yield _guard_stream(response.content.iter_chunked(CHUNK_SIZE))
+        finally:
+            response.release()
+
+    async def _call(self, method: TelegramMethod[T], request_timeout: int | None = None) -> T:
+        """Call a Bot API method, waiting out 429s and retrying network errors and 5xx a few times."""
+        attempt = 0
+        while True:
+            try:
+                return await self._bot(method, request_timeout=request_timeout)
+            except (
+                TelegramRetryAfter,
+                TelegramNetworkError,
+                TelegramServerError,
+                ClientDecodeError,
+            ) as exc:
+                error = translate(exc)
+                if not isinstance(error, RetryAfter | TransientError):
+                    raise error from exc
+                attempt += 1
+                if attempt >= self._backoff.send_attempts:
+                    raise error from exc
+                delay = self._retry_delay(error, attempt)
+                log.warning("telegram_retry", method=method.__api_method__, delay_s=delay, error=str(exc))
+                await asyncio.sleep(delay)
+            except (TelegramBadRequest, TelegramForbiddenError, TelegramUnauthorizedError) as exc:
+                raise translate(exc) from exc
+
+    def _retry_delay(self, error: PlatformError, attempt: int) -> float:
+        if isinstance(error, RetryAfter):
+            return min(error.retry_after_s, self._backoff.max_retry_after_s)
+        return self._backoff.delay_s(attempt - 1, random.random())  # noqa: S311 (jitter, not crypto)
+
+
+def _refusal_reason(description: str) -> str:
+    if "too big" in description.lower():
+        return "the file is bigger than Telegram lets bots download (20 MiB)"
+    return f"Telegram refused to hand out the file ({description})"
+
+
+async def _guard_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Re-raise a broken download as ``TransferError`` (aiohttp's texts carry the file URL)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TransferError("the download from Telegram broke off") from exc
+
+
+async def _read_local(path: Path) -> AsyncIterator[bytes]:
+    """Stream a file that a local Bot API server (``--local``) wrote to disk."""
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
+            yield chunk

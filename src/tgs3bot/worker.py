@@ -1,0 +1,70 @@
+"""Workers: ``WorkerConfig.concurrent_workers`` coroutines that take events and run handlers.
+
+A failing update never kills a worker: its error is logged with the update's context and the user
+gets a short apology. Cancellation (shutdown) is never swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from tgs3bot import replies
+from tgs3bot.config import WorkerConfig
+from tgs3bot.context import Context
+from tgs3bot.events import Event
+from tgs3bot.interfaces import UpdateQueue
+from tgs3bot.router import Router
+from tgs3bot.utils import log_exceptions
+
+log = structlog.get_logger(__name__)
+
+
+class Worker:
+    """A pool of coroutines taking events from one queue and dispatching them through a router."""
+
+    def __init__(self, queue: UpdateQueue, router: Router, ctx: Context, config: WorkerConfig) -> None:
+        self._queue = queue
+        self._router = router
+        self._ctx = ctx
+        self.config = config
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Start the coroutines as named tasks; each logs an unexpected end (``log_exceptions``)."""
+        run = log_exceptions(self._run)
+        return [asyncio.create_task(run(), name=f"worker-{n}") for n in range(self.config.concurrent_workers)]
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                await self.handle(event)
+            finally:
+                self._queue.task_done(event)
+
+    async def handle(self, event: Event) -> None:
+        """Handle one event inside its log context; errors end here, with one outcome line."""
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(
+            update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
+        ):
+            route, outcome = "unknown", "ok"
+            try:
+                route = await self._router.dispatch(self._ctx, event)
+            except Exception:
+                outcome = "error"
+                log.exception("update_failed")
+                await self._apologise(event)
+            log.info(
+                "update_handled",
+                route=route,
+                outcome=outcome,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+    async def _apologise(self, event: Event) -> None:
+        with contextlib.suppress(Exception):  # the failure may well be that we cannot send
+            await self._ctx.platform.send_text(event.chat_id, replies.INTERNAL_ERROR)

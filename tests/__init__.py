@@ -1,0 +1,1 @@
+"""tgs3bot test suite."""

@@ -1,0 +1,477 @@
+"""A fake Telegram Bot API server over real HTTP (aiohttp.web) for tests.
+
+Point aiogram at it with ``AiohttpSession(api=TelegramAPIServer.from_base(base_url))``. It records
+every call, long-polls getUpdates for real, serves file downloads and injects faults on demand.
+"""
+
+# The wait_* helpers take ``timeout=`` so that a failed wait can name the limit in its message.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import PurePosixPath
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+from .updates import BOT_ID, BOT_USERNAME, bot_user, chat
+from .wire import ApiError, Call, Fault, Json, Signal, error_body, read_params
+
+__all__ = ["TOKEN", "Call", "DownloadFaults", "FakeFile", "FakeTelegram"]
+
+TOKEN = f"{BOT_ID}:AAFakeTokenForTestsOnly-abcdefghijkl"
+MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
+MAX_TEXT_LENGTH = 4096
+CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
+_TRUE_METHODS = (
+    "setMyCommands answerCallbackQuery sendChatAction deleteMessage setMyDescription setMyShortDescription "
+    "close logOut"
+)
+_SIMPLE_RESULTS: dict[str, Any] = dict.fromkeys(_TRUE_METHODS.lower().split(), True) | {"getmycommands": []}
+
+
+@dataclass
+class DownloadFaults:
+    """How the download route misbehaves for one file (all off by default)."""
+
+    chunk_size: int = 64 * 1024
+    delay_s_per_chunk: float = 0.0
+    bytes_per_s: float | None = None
+    truncate_at: int | None = None
+    status: int | None = None
+    hold: asyncio.Event | None = None
+
+
+@dataclass
+class FakeFile:
+    """A file registered with ``add_file`` and how often it was downloaded."""
+
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    content: bytes
+    document: Json
+    too_big: bool
+    faults: DownloadFaults
+    downloads_started: int = 0
+    downloads_completed: int = 0
+
+
+class FakeTelegram:
+    """An in-process Bot API server: records calls, long-polls for real, serves and breaks files."""
+
+    def __init__(
+        self, token: str = TOKEN, *, bot_id: int | None = None, bot_username: str = BOT_USERNAME
+    ) -> None:
+        self.token = token
+        self.bot_user = bot_user(int(token.split(":")[0]) if bot_id is None else bot_id, bot_username)
+        self.calls: list[Call] = []
+        self.blocked_chats: set[int] = set()
+        self.missing_chats: set[int] = set()
+        self.results: dict[str, Any] = dict(_SIMPLE_RESULTS)
+        self.confirmed_offset = 0
+        self.max_concurrent_polls_seen = 0
+        self.files: dict[str, FakeFile] = {}
+        self._updates: list[Json] = []
+        self._next_update_id = 1000
+        self._next_message_id = 1
+        self._texts: dict[tuple[int, int], tuple[str, Any]] = {}
+        self._faults: dict[str, list[Fault]] = {}
+        self._polls_in_flight = 0
+        self._signal = Signal()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen on a free port of 127.0.0.1 and return the base URL ``http://127.0.0.1:PORT``."""
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        # handler_cancellation: a client that drops its long poll frees the poll slot at once.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop listening; open long polls and downloads are cut off."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- test controls -------------------------------------------------------------------------
+
+    def add_update(self, update: Json) -> int:
+        """Queue one update (assigning ``update_id`` if missing), wake the poll, return the id."""
+        return self.add_updates([update])[0]
+
+    def add_updates(self, updates: Iterable[Json]) -> list[int]:
+        """Queue several updates at once, so that one poll sees them all; return their ids."""
+        ids = []
+        for update in updates:
+            stored = {"update_id": self._next_update_id, **update}
+            self._next_update_id = max(self._next_update_id, stored["update_id"]) + 1
+            self._updates.append(stored)
+            ids.append(stored["update_id"])
+        self._signal.fire()
+        return ids
+
+    @property
+    def polls_in_flight(self) -> int:
+        """getUpdates requests being answered right now (more than 1 only while one gets its 409)."""
+        return self._polls_in_flight
+
+    @property
+    def pending_update_ids(self) -> list[int]:
+        """Ids of the updates not confirmed yet."""
+        return [u["update_id"] for u in self._updates]
+
+    def add_file(
+        self,
+        content: bytes,
+        *,
+        file_name: str | None = "file.bin",
+        mime_type: str | None = "application/octet-stream",
+        file_size: int | Literal["auto"] | None = "auto",
+        too_big: bool | None = None,
+        chunk_size: int = 64 * 1024,
+        delay_s_per_chunk: float = 0.0,
+        bytes_per_s: float | None = None,
+        truncate_at: int | None = None,
+        status: int | None = None,
+        hold: asyncio.Event | None = None,
+    ) -> Json:
+        """Register a file and return the ``document`` dict to put into a message.
+
+        ``too_big=None`` means: too big when the declared size exceeds 20 MiB.
+        """
+        n = len(self.files) + 1
+        file_id, unique_id = f"BQACAgIAAxkBAAI{n:04d}", f"AgAD{n:04d}"
+        size = len(content) if file_size == "auto" else file_size
+        named = {"file_name": file_name, "mime_type": mime_type, "file_size": size}
+        document = {"file_id": file_id, "file_unique_id": unique_id} | {
+            k: v for k, v in named.items() if v is not None
+        }
+        faults = DownloadFaults(chunk_size, delay_s_per_chunk, bytes_per_s, truncate_at, status, hold)
+        big = (size or 0) > MAX_DOWNLOAD_SIZE if too_big is None else too_big
+        path = f"documents/file_{n}{PurePosixPath(file_name or '').suffix}"
+        self.files[file_id] = FakeFile(file_id, unique_id, path, content, document, big, faults)
+        return dict(document)
+
+    def set_download_faults(self, file_id: str, **changes: Any) -> None:
+        """Change a file's ``DownloadFaults`` fields (e.g. ``truncate_at=10``, ``hold=None``)."""
+        file = self.files[file_id]
+        file.faults = dataclasses.replace(file.faults, **changes)
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int,
+        description: str | None = None,
+        retry_after: int | None = None,
+        times: int | None = 1,
+        html: bool = False,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` (None: all, until cleared) with an error.
+
+        ``html=True`` answers with an HTML page instead of JSON, like a proxy in front of the API.
+        """
+        if description is None:
+            description = HTTPStatus(status).phrase
+            if retry_after is not None:
+                description = f"Too Many Requests: retry after {retry_after}"
+        fault = Fault(status, description, retry_after, html, times)
+        self._faults.setdefault(method.lower(), []).append(fault)
+
+    def clear_faults(self, method: str | None = None) -> None:
+        """Drop the queued faults of ``method``, or of every method."""
+        if method is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(method.lower(), None)
+
+    def set_result(self, method: str, result: Any) -> None:
+        """Answer ``method`` (one without a built-in handler) with ``result``."""
+        self.results[method.lower()] = result
+
+    # -- assertions ----------------------------------------------------------------------------
+
+    def calls_of(self, method: str) -> list[Call]:
+        """Every recorded call of ``method``, in order."""
+        return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    def sent(self, chat_id: int, *, include_failed: bool = False) -> list[str]:
+        """Texts of the sendMessage calls to ``chat_id`` (only successful ones unless asked)."""
+        return [
+            str(c.params.get("text", ""))
+            for c in self.calls_of("sendMessage")
+            if str(c.params.get("chat_id")) == str(chat_id) and (c.ok or include_failed)
+        ]
+
+    def chat_view(self, chat_id: int) -> list[str]:
+        """Current texts (after edits) of the bot's messages in ``chat_id``, oldest first."""
+        return [text for (cid, _), (text, _) in self._texts.items() if cid == chat_id]
+
+    async def wait_for_text(
+        self, chat_id: int, marker: str, *, timeout: float = 10.0, count: int = 1
+    ) -> list[str]:
+        """Wait until ``count`` texts sent to ``chat_id`` contain ``marker``; return its texts."""
+        await self._wait(
+            lambda: sum(marker in text for text in self.sent(chat_id)) >= count,
+            timeout,
+            lambda: (
+                f"{count} message(s) with {marker!r} to chat {chat_id}; sent there: {self.sent(chat_id)!r}"
+            ),
+        )
+        return self.sent(chat_id)
+
+    async def wait_for_call(
+        self, predicate: Callable[[Call], bool], *, timeout: float = 10.0, since: int = 0
+    ) -> Call:
+        """Wait for the first call from index ``since`` on that satisfies ``predicate``."""
+        await self._wait(lambda: any(map(predicate, self.calls[since:])), timeout, lambda: "matching call")
+        return next(c for c in self.calls[since:] if predicate(c))
+
+    async def wait_confirmed(self, offset: int, *, timeout: float = 10.0) -> None:
+        """Wait until a getUpdates call has passed an offset of at least ``offset``."""
+        await self._wait(
+            lambda: self.confirmed_offset >= offset, timeout, lambda: f"offset {offset} confirmed"
+        )
+
+    async def wait_download_started(self, file_id: str, *, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until the download of ``file_id`` has been requested ``count`` times."""
+        file = self.files[file_id]
+        await self._wait(
+            lambda: file.downloads_started >= count, timeout, lambda: f"{count} download(s) of {file_id}"
+        )
+
+    async def wait_polls_idle(self, *, timeout: float = 10.0) -> None:
+        """Wait until no getUpdates is in flight (e.g. after a stopped bot dropped its long poll)."""
+        await self._wait(lambda: self.polls_in_flight == 0, timeout, lambda: "idle getUpdates slot")
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
+        """Wait for ``predicate``; on timeout fail naming ``what()`` and every call seen so far."""
+        if not await self._signal.wait_until(predicate, timeout):
+            calls = ", ".join(call.describe() for call in self.calls)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what()}; calls: {calls}")
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _record(self, method: str, params: dict[str, Any], status: int) -> None:
+        """Record a call and wake everyone waiting on the fake."""
+        self.calls.append(Call(method, params, time.monotonic(), int(status)))
+        self._signal.fire()
+
+    def _take_fault(self, method: str) -> Fault | None:
+        """The next queued fault for ``method``, used up by this call."""
+        queue = self._faults.get(method.lower(), [])
+        if not queue:
+            return None
+        fault = queue[0]
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                queue.pop(0)
+        return fault
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        """Route ``/bot{token}/{method}``."""
+        method = request.match_info["method"]
+        params = await read_params(request)
+        if request.match_info["token"] != self.token:
+            self._record(method, params, HTTPStatus.UNAUTHORIZED)
+            return web.json_response(error_body(401, "Unauthorized"), status=401)
+        if (fault := self._take_fault(method)) is not None:
+            self._record(method, params, fault.status)
+            if fault.html:
+                page = f"<html><body><h1>{fault.status} {fault.description}</h1></body></html>"
+                return web.Response(status=fault.status, text=page, content_type="text/html")
+            body = error_body(fault.status, fault.description, fault.retry_after)
+            return web.json_response(body, status=fault.status)
+        if method.lower() == "getupdates":
+            return await self._get_updates(method, params)
+        try:
+            result = self._dispatch(method.lower(), params)
+        except ApiError as exc:
+            self._record(method, params, exc.status)
+            return web.json_response(error_body(exc.status, exc.description), status=exc.status)
+        self._record(method, params, HTTPStatus.OK)
+        return web.json_response({"ok": True, "result": result})
+
+    def _dispatch(self, name: str, params: dict[str, Any]) -> Any:
+        """The result of a non-polling method, or ``ApiError``."""
+        handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "getme": lambda _: self.bot_user,
+            "sendmessage": self._send_message,
+            "editmessagetext": self._edit_message_text,
+            "getfile": self._get_file,
+            "deletewebhook": self._delete_webhook,
+        }
+        try:
+            return handlers[name](params) if name in handlers else self._canned(name)
+        except (ValueError, TypeError) as exc:  # a malformed parameter
+            raise ApiError(400, f"Bad Request: {exc}") from exc
+
+    def _canned(self, name: str) -> Any:
+        """The fixed result of a method without a handler, or 404 like Telegram."""
+        if name in self.results:
+            return self.results[name]
+        raise ApiError(HTTPStatus.NOT_FOUND, "Not Found")
+
+    async def _get_updates(self, method: str, params: dict[str, Any]) -> web.Response:
+        """A real long poll: answer at once if updates are pending, else wait up to ``timeout``."""
+        self._polls_in_flight += 1
+        self.max_concurrent_polls_seen = max(self.max_concurrent_polls_seen, self._polls_in_flight)
+        try:
+            if self._polls_in_flight > 1:
+                self._record(method, params, HTTPStatus.CONFLICT)
+                return web.json_response(error_body(409, CONFLICT), status=409)
+            self._confirm(int(params.get("offset", 0)))
+            self._record(method, params, HTTPStatus.OK)
+            limit = min(max(int(params.get("limit", 100)), 1), 100)
+            await self._signal.wait_until(lambda: bool(self._updates), float(params.get("timeout", 0)))
+            return web.json_response({"ok": True, "result": self._updates[:limit]})
+        finally:
+            self._polls_in_flight -= 1
+            self._signal.fire()
+
+    def _confirm(self, offset: int) -> None:
+        """Drop the updates below ``offset`` for good."""
+        if offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self.confirmed_offset = max(self.confirmed_offset, offset)
+
+    def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        """deleteWebhook; ``drop_pending_updates=true`` really drops them, as Telegram does."""
+        if params.get("drop_pending_updates") == "true":
+            self._updates.clear()
+        return True
+
+    def _chat_id(self, params: dict[str, Any]) -> int:
+        """The target chat of a send/edit, or the error Telegram gives for it."""
+        try:
+            chat_id = int(params.get("chat_id", ""))
+        except ValueError:
+            raise ApiError(400, "Bad Request: chat not found") from None
+        if chat_id in self.blocked_chats:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.missing_chats:
+            raise ApiError(400, "Bad Request: chat not found")
+        return chat_id
+
+    @staticmethod
+    def _text(params: dict[str, Any]) -> str:
+        """The message text, checked like Telegram does."""
+        text = str(params.get("text", ""))
+        if not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(text) > MAX_TEXT_LENGTH:
+            raise ApiError(400, "Bad Request: message is too long")
+        return text
+
+    def _message(self, chat_id: int, message_id: int, text: str, markup: Any) -> Json:
+        """A Message dict sent by the bot."""
+        msg: Json = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat(chat_id),
+            "from": self.bot_user,
+            "text": text,
+        }
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            msg["reply_markup"] = markup
+        return msg
+
+    def _send_message(self, params: dict[str, Any]) -> Json:
+        """sendMessage."""
+        chat_id, text = self._chat_id(params), self._text(params)
+        message_id, self._next_message_id = self._next_message_id, self._next_message_id + 1
+        self._texts[(chat_id, message_id)] = (text, params.get("reply_markup"))
+        return self._message(chat_id, message_id, text, params.get("reply_markup"))
+
+    def _edit_message_text(self, params: dict[str, Any]) -> Json:
+        """editMessageText of one of the bot's messages."""
+        chat_id, text = self._chat_id(params), self._text(params)
+        key = (chat_id, int(params.get("message_id", 0)))
+        if key not in self._texts:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if self._texts[key] == (text, params.get("reply_markup")):
+            raise ApiError(400, NOT_MODIFIED)
+        self._texts[key] = (text, params.get("reply_markup"))
+        msg = self._message(chat_id, key[1], text, params.get("reply_markup"))
+        return msg | {"edit_date": int(time.time())}
+
+    def _get_file(self, params: dict[str, Any]) -> Json:
+        """getFile."""
+        file = self.files.get(str(params.get("file_id", "")))
+        if file is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        if file.too_big:
+            raise ApiError(400, "Bad Request: file is too big")
+        keys = ("file_id", "file_unique_id", "file_size")
+        return {k: file.document[k] for k in keys if k in file.document} | {"file_path": file.file_path}
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """Route ``/file/bot{token}/{path}``: stream the bytes, misbehaving as configured."""
+        path = request.match_info["path"]
+        file = next((f for f in self.files.values() if f.file_path == path), None)
+        if request.match_info["token"] != self.token or file is None:
+            return web.json_response(error_body(404, "Not Found"), status=404)
+        file.downloads_started += 1
+        self._signal.fire()
+        faults = file.faults
+        if faults.status is not None:
+            page = f"<html><body><h1>{faults.status} Error</h1></body></html>"
+            return web.Response(status=faults.status, text=page, content_type="text/html")
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(file.content)
+        await response.prepare(request)
+        await self._stream(response, file.content[: faults.truncate_at], faults)
+        if faults.truncate_at is not None and faults.truncate_at < len(file.content):
+            assert request.transport is not None
+            request.transport.close()  # the client sees fewer bytes than Content-Length
+            return response
+        await response.write_eof()
+        file.downloads_completed += 1
+        self._signal.fire()
+        return response
+
+    @staticmethod
+    async def _stream(response: web.StreamResponse, data: bytes, faults: DownloadFaults) -> None:
+        """Write ``data`` in chunks, throttled, pausing after the first chunk while held."""
+        for start in range(0, len(data), faults.chunk_size):
+            chunk = data[start : start + faults.chunk_size]
+            await response.write(chunk)
+            if start == 0 and faults.hold is not None:
+                await faults.hold.wait()
+            delay = faults.delay_s_per_chunk
+            if faults.bytes_per_s:
+                delay += len(chunk) / faults.bytes_per_s
+            if delay > 0:
+                await asyncio.sleep(delay)

@@ -1,0 +1,109 @@
+"""Bot API wire-level pieces of the fake server: call records, error bodies, request parsing.
+
+Also ``Signal``, the broadcast wake-up every wait of the fake is built on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Bot API request: method, decoded params, monotonic arrival time, HTTP status answered."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        """Whether the fake answered ``{"ok": true}``."""
+        return self.status == HTTPStatus.OK
+
+    def describe(self) -> str:
+        """A short form for failure messages, e.g. ``sendMessage[200](42: 'Saved')``."""
+        text = f"({self.params.get('chat_id')}: {self.params['text']!r})" if "text" in self.params else ""
+        return f"{self.method}[{self.status}]{text}"
+
+
+@dataclass
+class Fault:
+    """A queued error answer for one method; ``times=None`` repeats it forever."""
+
+    status: int
+    description: str
+    retry_after: int | None
+    html: bool
+    times: int | None
+
+
+class ApiError(Exception):
+    """Raised by a method handler to answer ``{"ok": false, ...}`` with ``status``."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+class Signal:
+    """A broadcast "something changed" signal that synchronous code can fire."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        """Wake every waiter so it re-checks its predicate."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], limit_s: float | None) -> bool:
+        """Wait until ``predicate()`` holds; False if ``limit_s`` seconds pass first."""
+        try:
+            async with asyncio.timeout(limit_s):
+                while not predicate():
+                    await self._event.wait()
+        except TimeoutError:
+            return predicate()
+        return True
+
+
+def error_body(status: int, description: str, retry_after: int | None = None) -> Json:
+    """A Bot API error body."""
+    body: Json = {"ok": False, "error_code": status, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return body
+
+
+def _decode(value: Any) -> Any:
+    """A form value as the test wants it: JSON objects and arrays decoded, bytes for files."""
+    if isinstance(value, web.FileField):
+        return value.file.read()
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+async def read_params(request: web.Request) -> dict[str, Any]:
+    """Query, urlencoded, multipart or JSON parameters of a request."""
+    raw: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        raw |= await request.json()
+    elif request.can_read_body:
+        raw |= dict((await request.post()).items())
+    return {key: _decode(value) for key, value in raw.items()}

@@ -1,0 +1,89 @@
+"""Settings come from flags, then the environment, then .env; the CLI reports bad ones in one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tgs3bot.cli import build_parser
+from tgs3bot.config import CLOUD_DOWNLOAD_LIMIT, LOCAL_DOWNLOAD_LIMIT, load_settings
+
+TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghijkl"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory and an environment without TGS3BOT_* variables."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("TGS3BOT_"):
+            monkeypatch.delenv(key)
+    return tmp_path
+
+
+def test_defaults_from_the_spec(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the token and the bucket are required; the rest has the documented defaults."""
+    monkeypatch.setenv("TGS3BOT_TELEGRAM_TOKEN", TOKEN)
+    monkeypatch.setenv("TGS3BOT_S3_BUCKET", "docs")
+    settings = load_settings(env_file=workdir / ".env")
+    assert settings.telegram_api_url == "https://api.telegram.org"
+    assert (settings.concurrent_workers, settings.queue_size, settings.shutdown_timeout) == (8, 100, 30)
+    assert settings.allowed_users == frozenset()
+    assert settings.state_path == Path("tgs3bot-state.sqlite3")
+    assert settings.download_limit == CLOUD_DOWNLOAD_LIMIT == 20 * 1024 * 1024
+
+
+def test_flags_beat_environment_beat_dotenv(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flag overrides the environment, which overrides .env."""
+    (workdir / ".env").write_text(
+        f"TGS3BOT_TELEGRAM_TOKEN={TOKEN}\nTGS3BOT_S3_BUCKET=from-dotenv\n"
+        "TGS3BOT_QUEUE_SIZE=7\nTGS3BOT_CONCURRENT_WORKERS=3\n"
+    )
+    monkeypatch.setenv("TGS3BOT_QUEUE_SIZE", "11")
+    monkeypatch.setenv("TGS3BOT_CONCURRENT_WORKERS", "5")
+    args = build_parser().parse_args(["run", "--concurrent-workers", "2"])
+    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    settings = load_settings(overrides, env_file=workdir / ".env")
+    assert settings.s3_bucket == "from-dotenv"
+    assert settings.queue_size == 11
+    assert settings.concurrent_workers == 2
+
+
+def test_aws_lines_in_dotenv_reach_the_aws_chain(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS_* lines in .env are exported unless the environment already sets them."""
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    (workdir / ".env").write_text(
+        f"TGS3BOT_TELEGRAM_TOKEN={TOKEN}\nTGS3BOT_S3_BUCKET=b\n"
+        "AWS_ACCESS_KEY_ID=from-dotenv\nAWS_SECRET_ACCESS_KEY=secret-from-dotenv\n"
+    )
+    load_settings(env_file=workdir / ".env")
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "from-env"
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "secret-from-dotenv"
+
+
+def test_allowed_users_and_local_mode(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TGS3BOT_ALLOWED_USERS is a comma-separated list; local mode raises the download limit."""
+    monkeypatch.setenv("TGS3BOT_TELEGRAM_TOKEN", TOKEN)
+    monkeypatch.setenv("TGS3BOT_S3_BUCKET", "b")
+    monkeypatch.setenv("TGS3BOT_ALLOWED_USERS", "1, 22,333")
+    monkeypatch.setenv("TGS3BOT_TELEGRAM_LOCAL_MODE", "true")
+    settings = load_settings(env_file=workdir / ".env")
+    assert settings.allowed_users == frozenset({1, 22, 333})
+    assert settings.download_limit == LOCAL_DOWNLOAD_LIMIT
+
+
+def test_the_token_has_no_flag() -> None:
+    """The token cannot be given on the command line, where ps would show it."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--telegram-token", TOKEN])
+
+
+def test_secret_token_is_hidden_in_repr(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Printing the settings never shows the token."""
+    monkeypatch.setenv("TGS3BOT_TELEGRAM_TOKEN", TOKEN)
+    monkeypatch.setenv("TGS3BOT_S3_BUCKET", "b")
+    settings = load_settings(env_file=workdir / ".env")
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
