@@ -83,7 +83,9 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-def settings_for(telegram: FakeTelegram, bucket: str, moto_endpoint: str, tmp_path: Any) -> Callable[..., Settings]:
+def settings_for(
+    telegram: FakeTelegram, bucket: str, moto_endpoint: str, tmp_path: Any
+) -> Callable[..., Settings]:
     """Build Settings pointing at the fake Bot API and moto; keyword arguments override."""
 
     def build(**overrides: Any) -> Settings:

@@ -11,8 +11,15 @@ from tgs3bot.queues import ChatQueue
 
 
 def event(update_id: int, chat_id: int) -> Event:
-    return Event(update_id=update_id, kind=EventKind.MESSAGE, chat_id=chat_id, user_id=chat_id,
-                 private=True, message_id=update_id, text="hi")
+    return Event(
+        update_id=update_id,
+        kind=EventKind.MESSAGE,
+        chat_id=chat_id,
+        user_id=chat_id,
+        private=True,
+        message_id=update_id,
+        text="hi",
+    )
 
 
 async def test_one_chat_is_handed_out_in_order_and_one_at_a_time() -> None:

@@ -7,8 +7,8 @@ Stop (SIGTERM/SIGINT only set an event):
 1. cancel the poller (its long poll is abandoned; the offset covers only what was queued);
 2. let the workers drain the queue, for at most ``shutdown_timeout`` seconds;
 3. cancel the workers (on a timeout, transfers in flight abort and their users are told);
-4. confirm what was handled with one last getUpdates (offset, timeout=0), so a restart does not
-   handle it again: everything when drained, else up to the first update left unhandled;
+4. after a full drain, confirm what was handled with one last getUpdates (offset, timeout=0), so
+   a restart does not handle it again; after a timeout, log the dropped update ids instead;
 5. close S3 and the Bot API session (the exit stack).
 
 Exit codes: 0 after a clean drain; 1 when the drain timed out or polling or a worker died (a
@@ -26,6 +26,7 @@ import structlog
 from tgs3bot.config import BackoffConfig, Settings, WorkerConfig
 from tgs3bot.context import Context, Policy
 from tgs3bot.errors import PlatformError
+from tgs3bot.handlers.documents import tell_dropped
 from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
 from tgs3bot.poller import POLL_TIMEOUT_S, Poller
 from tgs3bot.queues import ChatQueue
@@ -87,10 +88,10 @@ class App:
             stack.callback(self._remove_signal_handlers)
             self._install_signal_handlers()
             log.info("bot_started", bucket=s.s3_bucket, workers=s.concurrent_workers, queue_size=s.queue_size)
-            return await self._serve(platform, queue, poller, worker)
+            return await self._serve(ctx, queue, poller, worker)
         raise AssertionError("unreachable")  # pragma: no cover (mypy cannot see the return above)
 
-    async def _serve(self, platform: Platform, queue: UpdateQueue, poller: Poller, worker: Worker) -> int:
+    async def _serve(self, ctx: Context, queue: UpdateQueue, poller: Poller, worker: Worker) -> int:
         poll_task = asyncio.create_task(log_exceptions(poller.run)(), name="poller")
         workers = worker.start()
         stop_task = asyncio.create_task(self.stop_requested.wait(), name="stop-signal")
@@ -107,24 +108,35 @@ class App:
         try:
             await asyncio.wait_for(queue.join(), self.settings.shutdown_timeout)
         except TimeoutError:
-            return await self._abandon(platform, queue, poller, workers)
+            return await self._abandon(ctx, queue, worker, workers)
         await _cancel(*workers)
-        await _confirm(platform, poller.offset)
+        await _confirm(ctx.platform, poller.offset)
         log.info("shutdown_complete")
         return 0
 
     async def _abandon(
-        self, platform: Platform, queue: UpdateQueue, poller: Poller, workers: list[asyncio.Task[None]]
+        self, ctx: Context, queue: UpdateQueue, worker: Worker, workers: list[asyncio.Task[None]]
     ) -> int:
+        """The drain ran out of time: abort what is in flight and tell whoever sent a document.
+
+        Telegram already counts the queued updates as delivered (each poll confirms the previous
+        batch), so they are gone: their ids are logged, and senders of documents are told.
+        """
         unfinished = queue.unfinished()
+        in_progress = worker.in_progress()
         log.error(
             "shutdown_timed_out",
             timeout_s=self.settings.shutdown_timeout,
             dropped_update_ids=[e.update_id for e in unfinished],
         )
+        # Cancelled handlers abort their uploads and tell their users themselves.
         await _cancel(*workers, timeout_s=WORKER_CANCEL_TIMEOUT_S)
-        # Everything before the first unhandled update is handled; that one and later come again.
-        await _confirm(platform, unfinished[0].update_id if unfinished else poller.offset)
+        waiting = [e for e in unfinished if e not in in_progress]
+        with suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(tell_dropped(ctx, e) for e in waiting), return_exceptions=True),
+                WORKER_CANCEL_TIMEOUT_S,
+            )
         return 1
 
     def _install_signal_handlers(self) -> None:

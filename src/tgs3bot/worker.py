@@ -31,6 +31,7 @@ class Worker:
         self._router = router
         self._ctx = ctx
         self.config = config
+        self._in_progress: set[Event] = set()
 
     def start(self) -> list[asyncio.Task[None]]:
         """Start the coroutines as named tasks; each logs an unexpected end (``log_exceptions``)."""
@@ -40,10 +41,16 @@ class Worker:
     async def _run(self) -> None:
         while True:
             event = await self._queue.get()
+            self._in_progress.add(event)
             try:
                 await self.handle(event)
             finally:
+                self._in_progress.discard(event)
                 self._queue.task_done(event)
+
+    def in_progress(self) -> frozenset[Event]:
+        """The events being handled right now."""
+        return frozenset(self._in_progress)
 
     async def handle(self, event: Event) -> None:
         """Handle one event inside its log context; errors end here, with one outcome line."""

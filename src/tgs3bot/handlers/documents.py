@@ -65,6 +65,12 @@ async def save_document(ctx: Context, event: Event) -> None:
     await _reply(ctx, event, text)
 
 
+async def tell_dropped(ctx: Context, event: Event) -> None:
+    """Tell the sender of a document that was still queued at a forced shutdown to send it again."""
+    if event.document is not None and event.private and ctx.policy.allows(event.user_id):
+        await _reply(ctx, event, replies.document_not_saved(replies.RESTARTING))
+
+
 async def _reply(ctx: Context, event: Event, text: str) -> None:
     await ctx.platform.send_text(event.chat_id, text, reply_to=event.message_id)
 

@@ -1,0 +1,132 @@
+"""The bot's lifecycle: start-up checks, polling under failures, and the shutdown order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningBot
+from tests.fakes import updates
+from tests.fakes.telegram import FakeTelegram
+from tgs3bot.errors import FatalPollingError, StartupError
+
+MiB = 1024 * 1024
+
+
+async def test_start_checks_token_deletes_webhook_keeping_updates_and_polls_with_timeout_60(
+    bot: RunningBot, telegram: FakeTelegram
+) -> None:
+    """getMe, then deleteWebhook without drop_pending_updates, then getUpdates with timeout=60."""
+    methods = [c.method for c in telegram.calls]
+    assert methods[:3] == ["getMe", "deleteWebhook", "getUpdates"]
+    assert "drop_pending_updates" not in telegram.calls_of("deleteWebhook")[0].params
+    assert telegram.calls_of("getUpdates")[0].params["timeout"] == "60"
+
+
+async def test_updates_sent_while_the_bot_was_down_are_handled(
+    start_bot: Any, telegram: FakeTelegram
+) -> None:
+    """Pending updates survive the start (no drop_pending_updates) and get answers."""
+    telegram.add_update(updates.message(1, text="/start"))
+    await start_bot()
+    await telegram.wait_for_text(1, "[greeting]")
+
+
+async def test_a_rejected_token_stops_the_start(start_bot: Any, telegram: FakeTelegram) -> None:
+    """A token Telegram rejects (401 on getMe) ends the start with an error naming the token."""
+    telegram.fail("getMe", status=401, description="Unauthorized")
+    bot = await start_bot()
+    with pytest.raises(StartupError, match="token"):
+        await bot.task
+    assert telegram.calls_of("getUpdates") == []
+
+
+async def test_a_malformed_token_stops_the_start_before_any_request(
+    start_bot: Any, telegram: FakeTelegram
+) -> None:
+    """A token of the wrong shape is refused before the bot talks to Telegram."""
+    bot = await start_bot(telegram_token="not-a-token")
+    with pytest.raises(StartupError, match="token"):
+        await bot.task
+    assert telegram.calls == []
+
+
+async def test_a_missing_bucket_stops_the_start(start_bot: Any, telegram: FakeTelegram) -> None:
+    """head_bucket fails: the start ends with an error naming the bucket, and nothing is polled."""
+    bot = await start_bot(s3_bucket="no-such-bucket-here")
+    with pytest.raises(StartupError, match="no-such-bucket-here"):
+        await bot.task
+    assert telegram.calls_of("getUpdates") == []
+
+
+async def test_polling_survives_5xx_html_pages_and_rate_limits(
+    bot: RunningBot, telegram: FakeTelegram
+) -> None:
+    """5xx, a proxy's HTML page and 429 are waited out; updates are then handled."""
+    telegram.fail("getUpdates", status=502, html=True, times=1)
+    telegram.fail("getUpdates", status=500, times=1)
+    telegram.fail("getUpdates", status=429, retry_after=1, times=1)
+    telegram.add_update(updates.message(2, text="/start"))  # answers the poll in flight
+    await telegram.wait_for_text(2, "[greeting]")
+    telegram.add_update(updates.message(2, text="after the storm"))
+    await telegram.wait_for_text(2, "[document is required]", timeout=15)
+    statuses = [c.status for c in telegram.calls_of("getUpdates")]
+    assert {502, 500, 429} <= set(statuses)
+    assert telegram.max_concurrent_polls_seen == 1
+
+
+async def test_conflicts_that_last_end_the_bot(start_bot: Any, telegram: FakeTelegram) -> None:
+    """409 Conflict beyond the grace window (1 s in tests, 90 s by default) stops the bot with an error."""
+    telegram.fail("getUpdates", status=409, times=None)
+    bot = await start_bot()
+    with pytest.raises(FatalPollingError, match="another instance"):
+        await asyncio.wait_for(bot.task, 15)
+
+
+async def test_a_revoked_token_while_polling_ends_the_bot(start_bot: Any, telegram: FakeTelegram) -> None:
+    """401 on getUpdates: the poller stops and the bot ends with an error instead of idling."""
+    telegram.fail("getUpdates", status=401, times=None)
+    bot = await start_bot()
+    with pytest.raises(FatalPollingError, match="token"):
+        await asyncio.wait_for(bot.task, 15)
+
+
+async def test_stop_drains_the_queue_then_confirms_the_offset(
+    bot: RunningBot, telegram: FakeTelegram
+) -> None:
+    """On stop, queued updates are answered, then one getUpdates(timeout=0) confirms them; exit 0."""
+    hold = asyncio.Event()
+    doc = telegram.add_file(os.urandom(50_000), file_name="drain.bin", hold=hold)
+    ids = telegram.add_updates(
+        [updates.message(3, document=doc)] + [updates.message(c, text="/start") for c in (4, 5, 6)]
+    )
+    await telegram.wait_download_started(doc["file_id"])
+    bot.app.request_stop()
+    hold.set()
+    assert await bot.stop() == 0
+    assert "[document has been saved]" in telegram.sent(3)[-1]
+    assert all(telegram.sent(c) for c in (4, 5, 6))
+    last = telegram.calls_of("getUpdates")[-1]
+    assert (last.params["timeout"], last.params["offset"]) == ("0", str(ids[-1] + 1))
+    assert telegram.pending_update_ids == []
+
+
+async def test_stop_timeout_aborts_transfers_tells_users_and_exits_non_zero(
+    start_bot: Any, telegram: FakeTelegram, s3: Any, bucket: str
+) -> None:
+    """If the drain outlasts the shutdown timeout: abort, tell every sender of a document, exit 1."""
+    bot = await start_bot(shutdown_timeout=0.5)
+    hold = asyncio.Event()  # never set: the transfer cannot finish
+    stuck = telegram.add_file(os.urandom(12 * MiB), file_name="stuck.bin", hold=hold, chunk_size=9 * MiB)
+    queued = telegram.add_file(b"queued behind it", file_name="queued.bin")
+    telegram.add_updates([updates.message(7, document=stuck), updates.message(7, document=queued)])
+    await telegram.wait_download_started(stuck["file_id"])
+    assert await bot.stop() == 1
+    notices = [t for t in telegram.sent(7) if "[document has not been saved]" in t and "restarting" in t]
+    assert len(notices) == 2
+    assert (await s3.list_objects_v2(Bucket=bucket)).get("Contents") is None
+    assert not (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads")
+    assert telegram.files[queued["file_id"]].downloads_started == 0
