@@ -87,7 +87,13 @@ class App:
             worker = Worker(queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
             stack.callback(self._remove_signal_handlers)
             self._install_signal_handlers()
-            log.info("bot_started", bucket=s.s3_bucket, workers=s.concurrent_workers, queue_size=s.queue_size)
+            log.info(
+                "bot_started",
+                bot_username=platform.username,
+                bucket=s.s3_bucket,
+                workers=s.concurrent_workers,
+                queue_size=s.queue_size,
+            )
             return await self._serve(ctx, queue, poller, worker)
         raise AssertionError("unreachable")  # pragma: no cover (mypy cannot see the return above)
 

@@ -156,15 +156,14 @@ class TelegramPlatform:
     async def start(self) -> None:
         """Check the token (getMe) and make sure polling works (deleteWebhook, keeping updates)."""
         try:
-            me = await self._bot(GetMe(), request_timeout=STARTUP_CALL_TIMEOUT_S)
-        except TelegramUnauthorizedError:
+            me = await self._call(GetMe(), request_timeout=STARTUP_CALL_TIMEOUT_S)
+        except Unauthorized:
             raise StartupError("Telegram rejected the bot token (401 Unauthorized)") from None
-        except (TelegramNetworkError, TelegramServerError, ClientDecodeError) as exc:
+        except PlatformError as exc:
             raise StartupError(f"could not check the bot token with Telegram: {exc}") from None
         self.username = me.username
         # Without drop_pending_updates: what users sent while the bot was down is still handled.
         await self._call(DeleteWebhook(), request_timeout=STARTUP_CALL_TIMEOUT_S)
-        log.info("telegram_ready", bot_username=me.username, bot_id=me.id)
 
     async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
         """One long poll; errors are raised translated, never retried here (the poller decides)."""
@@ -244,7 +243,7 @@ class TelegramPlatform:
                 delay = self._retry_delay(error, attempt)
                 log.warning("telegram_retry", method=method.__api_method__, delay_s=delay, error=str(exc))
                 await asyncio.sleep(delay)
-            except (TelegramBadRequest, TelegramForbiddenError, TelegramUnauthorizedError) as exc:
+            except TelegramAPIError as exc:  # 4xx: retrying cannot help
                 raise translate(exc) from exc
 
     def _retry_delay(self, error: PlatformError, attempt: int) -> float:
