@@ -19,9 +19,11 @@ MiB = 1024 * 1024
 async def test_start_checks_token_deletes_webhook_keeping_updates_and_polls_with_timeout_60(
     bot: RunningBot, telegram: FakeTelegram
 ) -> None:
-    """getMe, then deleteWebhook without drop_pending_updates, then getUpdates with timeout=60."""
+    """getMe, deleteWebhook without drop_pending_updates, the command menu, then getUpdates(timeout=60)."""
     methods = [c.method for c in telegram.calls]
-    assert methods[:3] == ["getMe", "deleteWebhook", "getUpdates"]
+    assert methods[:4] == ["getMe", "deleteWebhook", "setMyCommands", "getUpdates"]
+    menu = telegram.calls_of("setMyCommands")[0].params["commands"]
+    assert [c["command"] for c in menu] == ["start", "help", "files", "cancel"]
     assert "drop_pending_updates" not in telegram.calls_of("deleteWebhook")[0].params
     assert telegram.calls_of("getUpdates")[0].params["timeout"] == "60"
 

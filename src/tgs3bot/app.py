@@ -20,18 +20,21 @@ from __future__ import annotations
 import asyncio
 import signal
 from contextlib import AsyncExitStack, suppress
+from pathlib import Path, PurePosixPath
 
 import structlog
 
+from tgs3bot import replies
 from tgs3bot.config import BackoffConfig, Settings, WorkerConfig
 from tgs3bot.context import Context, Policy
 from tgs3bot.errors import PlatformError
 from tgs3bot.handlers.documents import tell_dropped
 from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
+from tgs3bot.localfiles import LocalFiles
 from tgs3bot.poller import POLL_TIMEOUT_S, Poller
 from tgs3bot.queues import ChatQueue
 from tgs3bot.router import build_router
-from tgs3bot.state import MemoryState
+from tgs3bot.state import SqliteState
 from tgs3bot.storage import S3Storage
 from tgs3bot.telegram import TelegramPlatform
 from tgs3bot.utils import log_exceptions
@@ -55,7 +58,7 @@ class App:
     ) -> None:
         self.settings = settings
         self.backoff = backoff or BackoffConfig()
-        self.state = state or MemoryState()
+        self.state = state  # None: the SQLite file at settings.state_path
         self.poll_timeout_s = poll_timeout_s
         self.stop_requested = asyncio.Event()
 
@@ -70,7 +73,7 @@ class App:
             platform = TelegramPlatform(
                 s.telegram_token.get_secret_value(),
                 api_url=s.telegram_api_url,
-                local_mode=s.telegram_local_mode,
+                local_files=_local_files(s),
                 proxy=s.telegram_proxy,
                 backoff=self.backoff,
             )
@@ -80,8 +83,10 @@ class App:
                 S3Storage(s.s3_bucket, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
             )
             await storage.check_bucket()
+            state = await _open_state(stack, self.state, s.state_path)
+            await _register_commands(platform)
             policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
-            ctx = Context(platform=platform, storage=storage, state=self.state, policy=policy)
+            ctx = Context(platform=platform, storage=storage, state=state, policy=policy)
             queue = ChatQueue(s.queue_size)
             poller = Poller(platform, queue, backoff=self.backoff, poll_timeout_s=self.poll_timeout_s)
             worker = Worker(queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
@@ -160,6 +165,26 @@ class App:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("signal_received", signal=sig.name)
         self.request_stop()
+
+
+def _local_files(settings: Settings) -> LocalFiles | None:
+    if not settings.telegram_local_mode:
+        return None
+    server_dir = PurePosixPath(settings.telegram_local_server_dir)
+    return LocalFiles(server_dir=server_dir, bot_dir=settings.telegram_local_dir or Path(server_dir))
+
+
+async def _open_state(stack: AsyncExitStack, given: StateStore | None, path: Path) -> StateStore:
+    """The given state store, or the SQLite file at ``path`` (which raises ``StartupError``)."""
+    return await stack.enter_async_context(given or SqliteState(path))
+
+
+async def _register_commands(platform: Platform) -> None:
+    """The command menu (setMyCommands); a failure costs only the menu, so it is logged."""
+    try:
+        await platform.set_commands(replies.COMMANDS)
+    except PlatformError as exc:
+        log.warning("set_commands_failed", error=str(exc))
 
 
 async def _cancel(*tasks: asyncio.Task[object], timeout_s: float | None = None) -> None:

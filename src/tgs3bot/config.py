@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     telegram_local_mode: bool = Field(
         False, description="the base is a local Bot API server started with --local"
     )
+    telegram_local_server_dir: str = Field(
+        "/var/lib/telegram-bot-api",
+        description="local mode: the local Bot API server's --dir, as the server sees it",
+    )
+    telegram_local_dir: Path | None = Field(
+        None, description="local mode: that directory as the bot sees it (default: the same path)"
+    )
     telegram_proxy: str | None = Field(None, description="proxy URL for the Bot API")
     s3_bucket: str = Field(min_length=1, description="bucket the documents are saved into")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, any S3)")

@@ -53,6 +53,17 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Button:
+    """An inline button: what it says, and the data its press sends back (at most 64 bytes)."""
+
+    text: str
+    data: str
+
+
+Keyboard = tuple[tuple[Button, ...], ...]  # rows of buttons
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateBatch:
     """What one poll returned: the events to handle and the offset that confirms the whole batch.
 

@@ -3,18 +3,18 @@
 - ``Platform``: the messaging platform's client (Telegram now; VK bots later).
 - ``UpdateQueue``: where the poller leaves updates for the workers (in-process now; Redis Streams
   later, for several worker processes).
-- ``StateStore``: what the bot remembers about chats (memory now; SQLite and Redis later).
+- ``StateStore``: what the bot remembers (SQLite by default, memory for tests; Redis later).
 - ``ObjectStore``: where documents go (S3 through aioboto3).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
-from tgs3bot.events import Document, Event, UpdateBatch
+from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
 
 
 class Platform(Protocol):
@@ -24,8 +24,20 @@ class Platform(Protocol):
         """Long-poll for updates after ``offset``; the only call that may take ``timeout_s``."""
         ...
 
-    async def send_text(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int | None:
+    async def send_text(
+        self, chat_id: int, text: str, *, reply_to: int | None = None, buttons: Keyboard | None = None
+    ) -> int | None:
         """Send a plain-text message; return its id, or None if it can never be delivered."""
+        ...
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, *, buttons: Keyboard | None = None
+    ) -> bool:
+        """Replace a message's text (and buttons); False if Telegram would not edit it."""
+        ...
+
+    async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
+        """Register the command menu: (command without the slash, description) pairs."""
         ...
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
@@ -61,8 +73,38 @@ class UpdateQueue(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SavedFile:
+    """One entry of the bot's index of what it saved (S3 lists keys by name and knows no owner)."""
+
+    id: int  # stable across renames and re-saves of the same key; what buttons refer to
+    key: str
+    owner_id: int
+    chat_id: int
+    size: int
+    saved_at: float  # Unix time, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Dialog:
+    """A question the bot asked a chat and waits to have answered (today: the new name of a file)."""
+
+    kind: str  # "rename"
+    file_id: int
+    started_at: float  # Unix time, seconds
+
+
 class StateStore(Protocol):
-    """What the bot remembers between updates."""
+    """What the bot remembers between updates and across restarts.
+
+    Implementations: ``MemoryState`` (tests) and ``SqliteState`` (the default). Every method is a
+    short, atomic operation; the worker's per-chat ordering makes read-then-write safe per chat.
+    It is an async context manager: entering opens it, leaving closes it.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def is_greeted(self, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
@@ -70,6 +112,46 @@ class StateStore(Protocol):
 
     async def mark_greeted(self, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
+        ...
+
+    async def is_handled(self, update_id: int) -> bool:
+        """Whether the update was handled already (a redelivered update is skipped)."""
+        ...
+
+    async def mark_handled(self, update_id: int) -> None:
+        """Remember that the update was handled."""
+        ...
+
+    async def get_dialog(self, chat_id: int) -> Dialog | None:
+        """The chat's open dialog, if any."""
+        ...
+
+    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+        """Open (or replace) the chat's dialog; None closes it."""
+        ...
+
+    async def record_file(
+        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+    ) -> SavedFile:
+        """Index a saved object; saving the same key again updates its entry and keeps its id."""
+        ...
+
+    async def get_file(self, file_id: int) -> SavedFile | None:
+        """The index entry with that id, if any."""
+        ...
+
+    async def rename_file(self, file_id: int, new_key: str) -> None:
+        """Record that the object moved to ``new_key`` (which replaces any entry of that key)."""
+        ...
+
+    async def forget_file(self, file_id: int) -> None:
+        """Drop the entry (the object is gone from the bucket)."""
+        ...
+
+    async def list_files(
+        self, owner_id: int | None, *, offset: int, limit: int
+    ) -> tuple[list[SavedFile], int]:
+        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
         ...
 
 
@@ -80,6 +162,7 @@ class StoredObject:
     key: str
     size: int
     metadata: Mapping[str, str]
+    content_type: str = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +179,10 @@ class ObjectStore(Protocol):
 
     async def head(self, key: str) -> StoredObject | None:
         """The object under ``key``, or None if there is none."""
+        ...
+
+    async def rename(self, old_key: str, new_key: str, *, content_disposition: str) -> bool:
+        """Move an object within the bucket (server-side); False if ``old_key`` is gone."""
         ...
 
     async def save(

@@ -38,3 +38,52 @@ def document_saved(key: str, size: int, *, replaced: bool, note: str | None) -> 
 def document_not_saved(reason: str) -> str:
     """The answer when a document could not be saved, with the reason in plain words."""
     return f"[document has not been saved] {reason[:1].upper()}{reason[1:]}."
+
+
+RENAME_BUTTON = "✏️ Rename"
+KEEP_BUTTON = "Keep this name"
+HELP = (
+    "I save the files you send me as documents into an S3 bucket, under their own names.\n"
+    "\n"
+    "• Send a file as a document (📎 → File); photos sent as photos are not files.\n"
+    "• After a save, press “Rename” to give the file another name.\n"
+    "/files: the files you saved, newest first\n"
+    "/cancel: stop renaming\n"
+    "/help: this message"
+)
+COMMANDS = (
+    ("start", "start the bot"),
+    ("help", "what this bot does"),
+    ("files", "list the saved files"),
+    ("cancel", "stop renaming"),
+)
+NOTHING_TO_CANCEL = "There is nothing to cancel."
+NO_FILES = "No saved files yet. Send me a file as a document."
+
+
+def rename_prompt(key: str) -> str:
+    """The question the rename dialog asks."""
+    return f"Send the new name for «{key}», or /cancel to keep it."
+
+
+def rename_cancelled(key: str) -> str:
+    """The answer to /cancel during a rename."""
+    return f"Cancelled: «{key}» keeps its name."
+
+
+def rename_expired(key: str) -> str:
+    """The answer to a name sent after the rename dialog expired."""
+    return f"The rename of «{key}» expired. Press “Rename” under the file again."
+
+
+def document_renamed(old_key: str, new_key: str, *, note: str | None) -> str:
+    """The answer once the object moved; the new key verbatim on its own line."""
+    lines = [f"[document has been renamed] «{old_key}» is now:", new_key]
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
+
+
+def document_not_renamed(reason: str) -> str:
+    """The answer when a rename is refused or fails, with the reason."""
+    return f"[document has not been renamed] {reason[:1].upper()}{reason[1:]}."

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from tgs3bot.context import Context
 from tgs3bot.events import Event, EventKind
-from tgs3bot.handlers import basics
-from tgs3bot.handlers.documents import save_document
+from tgs3bot.handlers import basics, listing, rename
+from tgs3bot.handlers.documents import KEEP_PREFIX, RENAME_PREFIX, save_document
 
 Predicate = Callable[[Context, Event], Awaitable[bool]]
 Handler = Callable[[Context, Event], Awaitable[None]]
@@ -59,8 +59,17 @@ async def not_allowed(ctx: Context, event: Event) -> bool:
     return not ctx.policy.allows(event.user_id)
 
 
+def button(prefix: str) -> Predicate:
+    """A press of one of the bot's buttons whose data starts with ``prefix``."""
+
+    async def matches(_ctx: Context, event: Event) -> bool:
+        return event.kind is EventKind.CALLBACK and (event.callback_data or "").startswith(prefix)
+
+    return matches
+
+
 async def is_callback(_ctx: Context, event: Event) -> bool:
-    """A button press."""
+    """Any other button press."""
     return event.kind is EventKind.CALLBACK
 
 
@@ -74,6 +83,23 @@ async def has_document(_ctx: Context, event: Event) -> bool:
     return event.document is not None
 
 
+def command(name: str) -> Predicate:
+    """The message is the bot command ``name`` (``/files``, ``/files@my_bot``)."""
+
+    async def matches(_ctx: Context, event: Event) -> bool:
+        return event.command == name
+
+    return matches
+
+
+async def answers_rename(ctx: Context, event: Event) -> bool:
+    """A plain text (not a command) while the chat is asked for a new name."""
+    if not event.text or event.command is not None:
+        return False
+    dialog = await ctx.state.get_dialog(event.chat_id)
+    return dialog is not None and dialog.kind == rename.RENAME
+
+
 async def anything(_ctx: Context, _event: Event) -> bool:
     """The fallback."""
     return True
@@ -85,9 +111,16 @@ def build_router() -> Router:
         [
             Route("not_private", not_private, basics.ignore),
             Route("access_denied", not_allowed, basics.deny_access),
+            Route("rename_button", button(RENAME_PREFIX), rename.start_rename),
+            Route("keep_button", button(KEEP_PREFIX), rename.keep_name),
+            Route("files_page", button(listing.PAGE_PREFIX), listing.turn_page),
             Route("unknown_callback", is_callback, basics.answer_unknown_callback),
             Route("greeting", first_message, basics.greet),
             Route("document", has_document, save_document),
+            Route("help", command("/help"), basics.show_help),
+            Route("files", command("/files"), listing.list_files),
+            Route("cancel", command("/cancel"), rename.cancel),
+            Route("rename_answer", answers_rename, rename.finish_rename),
             Route("document_required", anything, basics.require_document),
         ]
     )

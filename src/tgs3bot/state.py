@@ -1,10 +1,78 @@
-"""The bot's state, behind ``interfaces.StateStore``: in memory for now.
+"""The bot's state, behind ``interfaces.StateStore``: an SQLite file by default, memory for tests.
 
-The persistent SQLite store (greeted chats, dialogs, the saved-files index, handled update ids)
-is the next step; this one forgets everything on restart.
+Why SQLite: it is embedded (no server to run or reach), one file survives restarts, and its
+transactions make each operation atomic even if the process dies in the middle of it.
+
+What the file holds (schema version 1, kept in ``PRAGMA user_version``):
+
+- ``greeted(chat_id)``: chats that have had the greeting.
+- ``handled(update_id, at)``: updates already handled, so a redelivered one is skipped; rows older
+  than ``HANDLED_RETENTION_S`` are pruned at open.
+- ``dialogs(chat_id, kind, file_id, started_at)``: the question each chat is to answer (a new name).
+- ``files(id, key, owner_id, chat_id, size, saved_at)``: the index of saved objects, one per key,
+  with an index for each listing order (one owner's files, everyone's), newest first.
 """
 
 from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import aiosqlite
+
+from tgs3bot.errors import StartupError
+from tgs3bot.interfaces import Dialog, SavedFile
+
+# Telegram keeps an unconfirmed update for about 24 h; a week covers that with a wide margin.
+HANDLED_RETENTION_S = 7 * 24 * 3600
+
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS greeted (chat_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS handled (update_id INTEGER PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dialogs (
+    chat_id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    file_id INTEGER NOT NULL,
+    started_at REAL NOT NULL
+);
+-- AUTOINCREMENT: an id is never given out again, so a stale button cannot reach another file.
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT UNIQUE NOT NULL,
+    owner_id INTEGER NOT NULL,
+    chat_id INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    saved_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_by_owner ON files (owner_id, saved_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS files_by_time ON files (saved_at DESC, id DESC);
+"""
+# MIGRATIONS[n] takes a file from schema version n to n + 1; a new version appends a script.
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# The two listing queries, public so tests can check that their plans use the indexes above.
+LIST_OWNER_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+    WHERE owner_id = ? ORDER BY saved_at DESC, id DESC LIMIT ? OFFSET ?"""
+LIST_ALL_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+    ORDER BY saved_at DESC, id DESC LIMIT ? OFFSET ?"""
+GET_FILE_SQL = "SELECT id, key, owner_id, chat_id, size, saved_at FROM files WHERE id = ?"
+RECORD_FILE_SQL = """INSERT INTO files (key, owner_id, chat_id, size, saved_at) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET
+    owner_id = excluded.owner_id, chat_id = excluded.chat_id,
+    size = excluded.size, saved_at = excluded.saved_at
+    RETURNING id, key, owner_id, chat_id, size, saved_at"""
+
+
+def _newest_first(entry: SavedFile) -> tuple[float, int]:
+    return (-entry.saved_at, -entry.id)
 
 
 class MemoryState:
@@ -12,6 +80,17 @@ class MemoryState:
 
     def __init__(self) -> None:
         self._greeted: set[int] = set()
+        self._handled: set[int] = set()
+        self._dialogs: dict[int, Dialog] = {}
+        self._files: dict[int, SavedFile] = {}
+        self._ids_by_key: dict[str, int] = {}
+        self._next_id = itertools.count(1)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
     async def is_greeted(self, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
@@ -20,3 +99,225 @@ class MemoryState:
     async def mark_greeted(self, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
         self._greeted.add(chat_id)
+
+    async def is_handled(self, update_id: int) -> bool:
+        """Whether the update was handled already."""
+        return update_id in self._handled
+
+    async def mark_handled(self, update_id: int) -> None:
+        """Remember that the update was handled."""
+        self._handled.add(update_id)
+
+    async def get_dialog(self, chat_id: int) -> Dialog | None:
+        """The chat's open dialog, if any."""
+        return self._dialogs.get(chat_id)
+
+    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+        """Open (or replace) the chat's dialog; None closes it."""
+        if dialog is None:
+            self._dialogs.pop(chat_id, None)
+        else:
+            self._dialogs[chat_id] = dialog
+
+    async def record_file(
+        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+    ) -> SavedFile:
+        """Index a saved object; saving the same key again updates its entry and keeps its id."""
+        file_id = self._ids_by_key.get(key)
+        if file_id is None:
+            file_id = self._ids_by_key[key] = next(self._next_id)
+        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at)
+        self._files[file_id] = entry
+        return entry
+
+    async def get_file(self, file_id: int) -> SavedFile | None:
+        """The index entry with that id, if any."""
+        return self._files.get(file_id)
+
+    async def rename_file(self, file_id: int, new_key: str) -> None:
+        """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
+        entry = self._files.get(file_id)
+        if entry is None:
+            return
+        replaced = self._ids_by_key.get(new_key)
+        if replaced is not None and replaced != file_id:
+            del self._files[replaced]
+        del self._ids_by_key[entry.key]
+        self._ids_by_key[new_key] = file_id
+        self._files[file_id] = dataclasses.replace(entry, key=new_key)
+
+    async def forget_file(self, file_id: int) -> None:
+        """Drop the entry, if there is one."""
+        entry = self._files.pop(file_id, None)
+        if entry is not None:
+            del self._ids_by_key[entry.key]
+
+    async def list_files(
+        self, owner_id: int | None, *, offset: int, limit: int
+    ) -> tuple[list[SavedFile], int]:
+        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
+        entries.sort(key=_newest_first)
+        return entries[offset : offset + limit], len(entries)
+
+
+def _saved_file(row: Iterable[Any]) -> SavedFile:
+    file_id, key, owner_id, chat_id, size, saved_at = row
+    return SavedFile(int(file_id), str(key), int(owner_id), int(chat_id), int(size), float(saved_at))
+
+
+class SqliteState:
+    """State in an SQLite file: ``async with SqliteState(path) as state: ...``.
+
+    One connection, and one lock around each operation: the workers share the connection, and
+    without the lock one task's commit could land in the middle of another's transaction.
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock  # tests pass an old clock to write rows that are due for pruning
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        """Open the file (creating it and its directory), bring its schema up to date, prune."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.path)
+            await self._prepare(self._db)
+        except BaseException as exc:
+            await self.__aexit__()
+            if isinstance(exc, OSError | sqlite3.DatabaseError):  # unreadable, not SQLite, no space
+                raise StartupError(f"cannot open the state file {self.path}: {exc}") from exc
+            raise
+        return self
+
+    async def _prepare(self, db: aiosqlite.Connection) -> None:
+        await _configure(db)
+        await _migrate(db, self.path)
+        await db.execute("DELETE FROM handled WHERE at < ?", (self._clock() - HANDLED_RETENTION_S,))
+        await db.commit()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the connection."""
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, for one atomic operation: committed at the end, rolled back on error."""
+        if self._db is None:
+            raise RuntimeError("SqliteState is used outside `async with`")
+        async with self._lock:
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.rollback()
+                raise
+            if self._db.in_transaction:  # reads open none; skipping the commit saves a thread hop
+                await self._db.commit()
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall(sql, params))  # one trip to aiosqlite's thread
+        return rows[0] if rows else None
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        async with self._transaction() as db:
+            await db.execute(sql, params)
+
+    async def is_greeted(self, chat_id: int) -> bool:
+        """Whether the chat has been greeted already."""
+        return await self._fetchone("SELECT 1 FROM greeted WHERE chat_id = ?", (chat_id,)) is not None
+
+    async def mark_greeted(self, chat_id: int) -> None:
+        """Remember that the chat has been greeted."""
+        await self._write("INSERT INTO greeted (chat_id) VALUES (?) ON CONFLICT DO NOTHING", (chat_id,))
+
+    async def is_handled(self, update_id: int) -> bool:
+        """Whether the update was handled already."""
+        return await self._fetchone("SELECT 1 FROM handled WHERE update_id = ?", (update_id,)) is not None
+
+    async def mark_handled(self, update_id: int) -> None:
+        """Remember that the update was handled (until ``HANDLED_RETENTION_S`` has passed)."""
+        sql = "INSERT INTO handled (update_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        await self._write(sql, (update_id, self._clock()))
+
+    async def get_dialog(self, chat_id: int) -> Dialog | None:
+        """The chat's open dialog, if any."""
+        sql = "SELECT kind, file_id, started_at FROM dialogs WHERE chat_id = ?"
+        row = await self._fetchone(sql, (chat_id,))
+        return None if row is None else Dialog(str(row[0]), int(row[1]), float(row[2]))
+
+    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+        """Open (or replace) the chat's dialog; None closes it."""
+        if dialog is None:
+            await self._write("DELETE FROM dialogs WHERE chat_id = ?", (chat_id,))
+            return
+        sql = """INSERT INTO dialogs (chat_id, kind, file_id, started_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (chat_id) DO UPDATE SET
+            kind = excluded.kind, file_id = excluded.file_id, started_at = excluded.started_at"""
+        await self._write(sql, (chat_id, dialog.kind, dialog.file_id, dialog.started_at))
+
+    async def record_file(
+        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+    ) -> SavedFile:
+        """Index a saved object; saving the same key again updates its entry and keeps its id."""
+        row = await self._fetchone(RECORD_FILE_SQL, (key, owner_id, chat_id, size, saved_at))
+        assert row is not None  # RETURNING yields the inserted or updated row
+        return _saved_file(row)
+
+    async def get_file(self, file_id: int) -> SavedFile | None:
+        """The index entry with that id, if any."""
+        row = await self._fetchone(GET_FILE_SQL, (file_id,))
+        return None if row is None else _saved_file(row)
+
+    async def rename_file(self, file_id: int, new_key: str) -> None:
+        """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM files WHERE key = ? AND id != ? AND EXISTS (SELECT 1 FROM files WHERE id = ?)",
+                (new_key, file_id, file_id),
+            )
+            await db.execute("UPDATE files SET key = ? WHERE id = ?", (new_key, file_id))
+
+    async def forget_file(self, file_id: int) -> None:
+        """Drop the entry, if there is one."""
+        await self._write("DELETE FROM files WHERE id = ?", (file_id,))
+
+    async def list_files(
+        self, owner_id: int | None, *, offset: int, limit: int
+    ) -> tuple[list[SavedFile], int]:
+        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        page_sql, count_sql = LIST_ALL_FILES_SQL, "SELECT count(*) FROM files"
+        params: tuple[int, ...] = ()
+        if owner_id is not None:
+            page_sql, count_sql = LIST_OWNER_FILES_SQL, "SELECT count(*) FROM files WHERE owner_id = ?"
+            params = (owner_id,)
+        async with self._transaction() as db:  # the lock keeps writes out between page and total
+            rows = await db.execute_fetchall(page_sql, (*params, limit, offset))
+            counts = list(await db.execute_fetchall(count_sql, params))
+        return [_saved_file(row) for row in rows], int(counts[0][0])
+
+
+async def _configure(db: aiosqlite.Connection) -> None:
+    # WAL: readers never wait for the writer; NORMAL is durable in WAL mode except for the last
+    # commits on a power cut, which at worst re-handles an update Telegram redelivers.
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA foreign_keys=ON")
+
+
+async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Bring the file's schema to ``SCHEMA_VERSION``, one version per transaction."""
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row is not None else 0
+    if version > SCHEMA_VERSION:
+        raise StartupError(
+            f"state file {path} has schema version {version}; this bot knows up to {SCHEMA_VERSION}"
+        )
+    for next_version in range(version + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[next_version - 1]
+        await db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {next_version};\nCOMMIT;")

@@ -155,7 +155,41 @@ class S3Storage:
             raise TransferError(_storage_reason(exc)) from exc
         except BotoCoreError as exc:
             raise TransferError(_storage_reason(exc)) from exc
-        return StoredObject(key=key, size=answer["ContentLength"], metadata=answer.get("Metadata", {}))
+        return StoredObject(
+            key=key,
+            size=answer["ContentLength"],
+            metadata=answer.get("Metadata", {}),
+            content_type=answer.get("ContentType", "application/octet-stream"),
+        )
+
+    async def rename(self, old_key: str, new_key: str, *, content_disposition: str) -> bool:
+        """Move an object by server-side copy and delete; False if ``old_key`` is gone.
+
+        The copy replaces the Content-Disposition (it names the file) and keeps the type and the
+        metadata. If the old object cannot be deleted, the copy is removed again, so a failed
+        rename never leaves the file twice.
+        """
+        old = await self.head(old_key)
+        if old is None:
+            return False
+        try:
+            await self.client.copy_object(
+                Bucket=self.bucket,
+                Key=new_key,
+                CopySource={"Bucket": self.bucket, "Key": old_key},
+                MetadataDirective="REPLACE",
+                ContentType=old.content_type,
+                ContentDisposition=content_disposition,
+                Metadata=dict(old.metadata),
+            )
+            try:
+                await self.client.delete_object(Bucket=self.bucket, Key=old_key)
+            except (ClientError, BotoCoreError):
+                await self.client.delete_object(Bucket=self.bucket, Key=new_key)
+                raise
+        except (ClientError, BotoCoreError) as exc:
+            raise TransferError(_storage_reason(exc)) from exc
+        return True
 
     async def save(
         self, key: str, chunks: AsyncIterator[bytes], info: ObjectInfo, expected_size: int | None

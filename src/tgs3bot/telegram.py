@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
@@ -33,13 +32,22 @@ from aiogram.exceptions import (
 from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteWebhook,
+    EditMessageText,
     GetFile,
     GetMe,
     GetUpdates,
     SendMessage,
+    SetMyCommands,
     TelegramMethod,
 )
-from aiogram.types import Message, ReplyParameters, Update
+from aiogram.types import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
 from aiogram.utils.token import TokenValidationError
 
 from tgs3bot.config import BackoffConfig
@@ -54,7 +62,8 @@ from tgs3bot.errors import (
     Unauthorized,
     Undeliverable,
 )
-from tgs3bot.events import Document, Event, EventKind, UpdateBatch
+from tgs3bot.events import Document, Event, EventKind, Keyboard, UpdateBatch
+from tgs3bot.localfiles import LocalFiles, read_chunks
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -134,19 +143,19 @@ class TelegramPlatform:
         token: str,
         *,
         api_url: str = "https://api.telegram.org",
-        local_mode: bool = False,
+        local_files: LocalFiles | None = None,
         proxy: str | None = None,
         backoff: BackoffConfig | None = None,
     ) -> None:
         self._session = session = AiohttpSession(
-            api=TelegramAPIServer.from_base(api_url, is_local=local_mode), proxy=proxy
+            api=TelegramAPIServer.from_base(api_url, is_local=local_files is not None), proxy=proxy
         )
         try:
             self._bot = Bot(token, session=session)
         except TokenValidationError:
             raise StartupError("the Telegram bot token is malformed (expected 123456:ABC…)") from None
         self._backoff = backoff or BackoffConfig()
-        self._local_mode = local_mode
+        self._local_files = local_files  # set in local mode: files are read from disk
         self.username: str | None = None
 
     async def close(self) -> None:
@@ -176,11 +185,13 @@ class TelegramPlatform:
         events = tuple(e for e in map(to_event, updates) if e is not None)
         return UpdateBatch(events=events, next_offset=next_offset)
 
-    async def send_text(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int | None:
+    async def send_text(
+        self, chat_id: int, text: str, *, reply_to: int | None = None, buttons: Keyboard | None = None
+    ) -> int | None:
         """Send a message; None if Telegram refuses it for good (blocked, chat not found)."""
-        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         method = SendMessage(
-            chat_id=chat_id, text=text, reply_parameters=reply if reply_to is not None else None
+            chat_id=chat_id, text=text, reply_parameters=reply, reply_markup=_markup(buttons)
         )
         try:
             message: Message = await self._call(method)
@@ -188,6 +199,25 @@ class TelegramPlatform:
             log.warning("reply_dropped", chat_id=chat_id, reason=str(exc))
             return None
         return message.message_id
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, *, buttons: Keyboard | None = None
+    ) -> bool:
+        """Edit a message; False when Telegram refuses (gone, not modified, blocked): nothing to retry."""
+        method = EditMessageText(
+            chat_id=chat_id, message_id=message_id, text=text, reply_markup=_markup(buttons)
+        )
+        try:
+            await self._call(method)
+        except PlatformError as exc:
+            log.info("edit_refused", chat_id=chat_id, message_id=message_id, reason=str(exc))
+            return False
+        return True
+
+    async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
+        """Register the command menu shown by Telegram clients."""
+        menu = [BotCommand(command=name, description=text) for name, text in commands]
+        await self._call(SetMyCommands(commands=menu))
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         """Answer a callback query; a stale one (older than Telegram keeps them) is ignored."""
@@ -205,8 +235,8 @@ class TelegramPlatform:
             raise FileUnavailable(_refusal_reason(str(exc))) from exc
         if not file.file_path:
             raise FileUnavailable("Telegram did not give a download path for the file")
-        if self._local_mode and Path(file.file_path).is_absolute():
-            yield _read_local(Path(file.file_path))
+        if self._local_files is not None:
+            yield read_chunks(self._local_files.resolve(file.file_path))
             return
         url = self._bot.session.api.file_url(self._bot.token, file.file_path)
         http = await self._session.create_session()  # aiogram's, so the proxy applies too
@@ -252,6 +282,13 @@ class TelegramPlatform:
         return self._backoff.delay_s(attempt - 1, random.random())  # noqa: S311 (jitter, not crypto)
 
 
+def _markup(buttons: Keyboard | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    rows = [[InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row] for row in buttons]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
 def _refusal_reason(description: str) -> str:
     if "too big" in description.lower():
         return "the file is bigger than Telegram lets bots download (20 MiB)"
@@ -265,10 +302,3 @@ async def _guard_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield chunk
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise TransferError("the download from Telegram broke off") from exc
-
-
-async def _read_local(path: Path) -> AsyncIterator[bytes]:
-    """Stream a file that a local Bot API server (``--local``) wrote to disk."""
-    with path.open("rb") as handle:
-        while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
-            yield chunk

@@ -58,10 +58,15 @@ class Worker:
         with structlog.contextvars.bound_contextvars(
             update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
         ):
-            route, outcome = "unknown", "ok"
+            route, outcome = "none", "ok"
             try:
-                route = await self._router.dispatch(self._ctx, event)
+                if await self._ctx.state.is_handled(event.update_id):
+                    outcome = "duplicate"  # redelivered after a crash or a restart: answered already
+                else:
+                    route = await self._router.dispatch(self._ctx, event)
+                    await self._ctx.state.mark_handled(event.update_id)
             except Exception:
+                # Not marked handled: a redelivery (after a crash) gets another chance.
                 outcome = "error"
                 log.exception("update_failed")
                 await self._apologise(event)

@@ -33,6 +33,11 @@ async def require_document(ctx: Context, event: Event) -> None:
     await ctx.platform.send_text(event.chat_id, replies.DOCUMENT_REQUIRED, reply_to=event.message_id)
 
 
+async def show_help(ctx: Context, event: Event) -> None:
+    """/help: what the bot does and its commands."""
+    await ctx.platform.send_text(event.chat_id, replies.HELP)
+
+
 async def ignore(_ctx: Context, event: Event) -> None:
     """Leave the update alone (groups and channels get no reply; nothing is saved)."""
     log.debug("update_ignored", kind=event.kind.value, private=event.private)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -15,13 +16,16 @@ import structlog
 from tgs3bot import replies
 from tgs3bot.context import Context
 from tgs3bot.errors import FileUnavailable, TransferError
-from tgs3bot.events import Document, Event
+from tgs3bot.events import Button, Document, Event, Keyboard
 from tgs3bot.filenames import SafeName, content_disposition, safe_key
 from tgs3bot.interfaces import ObjectInfo
+from tgs3bot.progress import TransferMeter, reporting
 from tgs3bot.utils import human_size
 
 log = structlog.get_logger(__name__)
 
+RENAME_PREFIX = "rename:"  # callback data of the buttons under a saved file, followed by its index id
+KEEP_PREFIX = "keep:"
 OWNER_KEY = "user-id"  # object metadata naming who saved it; S3 sends it as x-amz-meta-user-id
 RESTART_NOTICE_TIMEOUT_S = 5
 
@@ -61,8 +65,23 @@ async def save_document(ctx: Context, event: Event) -> None:
         await _reply(ctx, event, replies.document_not_saved("something went wrong on our side; try again"))
         return
     log.info("document_saved", key=saved.key, size=saved.size, replaced=saved.replaced)
+    entry = await ctx.state.record_file(
+        saved.key, owner_id=event.user_id, chat_id=event.chat_id, size=saved.size, saved_at=time.time()
+    )
     text = replies.document_saved(saved.key, saved.size, replaced=saved.replaced, note=_name_note(name))
-    await _reply(ctx, event, text)
+    await ctx.platform.send_text(
+        event.chat_id, text, reply_to=event.message_id, buttons=rename_buttons(entry.id)
+    )
+
+
+def rename_buttons(file_id: int) -> Keyboard:
+    """The buttons under a saved file: rename it, or keep its name."""
+    return (
+        (
+            Button(replies.RENAME_BUTTON, f"{RENAME_PREFIX}{file_id}"),
+            Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),
+        ),
+    )
 
 
 async def tell_dropped(ctx: Context, event: Event) -> None:
@@ -111,6 +130,10 @@ async def _save(ctx: Context, event: Event, document: Document, key: str) -> Sav
                 "file-unique-id": document.file_unique_id,
             },
         )
-        async with ctx.platform.open_file(document) as chunks:
-            size = await ctx.storage.save(key, chunks, info, document.file_size)
+        meter = TransferMeter(document.file_size)
+        async with (
+            ctx.platform.open_file(document) as chunks,
+            reporting(ctx.platform, event.chat_id, key, meter),
+        ):
+            size = await ctx.storage.save(key, meter.count(chunks), info, document.file_size)
     return Saved(key=key, size=size, replaced=existing is not None)
