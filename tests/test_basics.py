@@ -6,6 +6,7 @@ from typing import Any
 
 from tests.conftest import RunningBot
 from tests.fakes import updates
+from tests.fakes.proxy import ConnectProxy
 from tests.fakes.telegram import FakeTelegram
 
 
@@ -132,3 +133,18 @@ async def test_rate_limited_replies_wait_and_are_delivered(bot: RunningBot, tele
     failed, delivered = telegram.calls_of("sendMessage")[:2]
     assert failed.status == 429
     assert delivered.at - failed.at >= 0.9
+
+
+async def test_the_bot_api_is_reached_through_the_configured_proxy(
+    start_bot: Any, telegram: FakeTelegram, s3: Any, bucket: str
+) -> None:
+    """With TGS3BOT_TELEGRAM_PROXY set, Bot API calls and file downloads go through the proxy."""
+    async with ConnectProxy() as proxy:
+        bot = await start_bot(telegram_proxy=proxy.url)
+        doc = telegram.add_file(b"via proxy", file_name="proxied.txt")
+        telegram.add_update(updates.message(30, document=doc))
+        await telegram.wait_for_text(30, "[document has been saved]")
+        assert await objects(s3, bucket) == ["proxied.txt"]
+        assert proxy.targets
+        assert set(proxy.targets) == {telegram.base_url.removeprefix("http://")}
+        await bot.stop()

@@ -91,12 +91,14 @@ class ProgressReporter:
         self.message_id = await self._platform.send_text(self._chat_id, self._text())
         if self.message_id is None:
             return
-        shown = ""
+        shown, shown_at = "", time.monotonic()
         while not await self._until_finished(self._interval_s):
             text = self._text()
             if text != shown:  # an identical edit is a 400 "message is not modified"
                 await self._platform.edit_text(self._chat_id, self.message_id, text)
-                shown = text
+                shown, shown_at = text, time.monotonic()
+        # The last edit keeps the pace too: Telegram counts edits against the chat's limit.
+        await asyncio.sleep(max(0.0, shown_at + self._interval_s - time.monotonic()))
         await self._platform.edit_text(self._chat_id, self.message_id, self._text())
 
     async def finish(self, *, ok: bool) -> None:
