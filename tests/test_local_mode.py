@@ -1,0 +1,84 @@
+"""Local Bot API server mode: big files read from the server's disk, only inside its directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningBot
+from tests.fakes import updates
+from tests.fakes.telegram import FakeTelegram
+
+MiB = 1024 * 1024
+SERVER_DIR = "/var/lib/telegram-bot-api"  # as the (fake) server sees it; the bot sees tmp_path/mount
+
+
+@pytest.fixture
+async def local_bot(start_bot: Any, tmp_path: Path) -> RunningBot:
+    """The bot in local mode, with the server's directory mounted at tmp_path/mount."""
+    (tmp_path / "mount" / "documents").mkdir(parents=True)
+    bot: RunningBot = await start_bot(
+        telegram_local_mode=True,
+        telegram_local_server_dir=SERVER_DIR,
+        telegram_local_dir=tmp_path / "mount",
+    )
+    return bot
+
+
+def local_document(telegram: FakeTelegram, file_path: str, *, name: str, size: int) -> dict[str, Any]:
+    """A document whose getFile answers ``file_path`` (an absolute path, as a --local server does)."""
+    doc = telegram.add_file(b"", file_name=name, file_size=size, too_big=False)
+    telegram.files[doc["file_id"]].file_path = file_path
+    return doc
+
+
+async def test_a_50_mib_file_is_read_from_disk_and_saved_exactly(
+    local_bot: RunningBot, telegram: FakeTelegram, tmp_path: Path, s3: Any, bucket: str
+) -> None:
+    """The bot maps the server's path into its mount, streams the file, and stores the same bytes."""
+    data = os.urandom(50 * MiB)
+    (tmp_path / "mount" / "documents" / "file_7.mkv").write_bytes(data)
+    doc = local_document(telegram, f"{SERVER_DIR}/documents/file_7.mkv", name="film.mkv", size=len(data))
+    telegram.add_update(updates.message(1, document=doc))
+    texts = await telegram.wait_for_text(1, "[document has been saved]", timeout=60)
+    assert "film.mkv" in texts[-1].splitlines()
+    stored = await s3.get_object(Bucket=bucket, Key="film.mkv")
+    async with stored["Body"] as stream:
+        assert hashlib.sha256(await stream.read()).digest() == hashlib.sha256(data).digest()
+    assert telegram.files[doc["file_id"]].downloads_started == 0  # read from disk, not over HTTP
+
+
+async def test_files_over_2000_mb_are_refused(local_bot: RunningBot, telegram: FakeTelegram) -> None:
+    """The local server's limit is 2000 MB: a bigger file is refused without asking for it."""
+    doc = local_document(telegram, f"{SERVER_DIR}/documents/huge.iso", name="huge.iso", size=2_000_000_001)
+    telegram.add_update(updates.message(2, document=doc))
+    texts = await telegram.wait_for_text(2, "[document has not been saved]")
+    assert "bigger" in texts[-1] or "at most" in texts[-1]
+    assert telegram.calls_of("getFile") == []
+
+
+async def test_files_up_to_2000_mb_are_not_refused_for_size(
+    local_bot: RunningBot, telegram: FakeTelegram, tmp_path: Path, s3: Any, bucket: str
+) -> None:
+    """A file over the cloud's 20 MiB but under 2000 MB is accepted in local mode."""
+    data = os.urandom(21 * MiB)
+    (tmp_path / "mount" / "documents" / "file_8.bin").write_bytes(data)
+    doc = local_document(telegram, f"{SERVER_DIR}/documents/file_8.bin", name="over-20.bin", size=len(data))
+    telegram.add_update(updates.message(3, document=doc))
+    await telegram.wait_for_text(3, "[document has been saved]", timeout=60)
+
+
+@pytest.mark.parametrize("file_path", ["/etc/passwd", f"{SERVER_DIR}/../../etc/passwd"])
+async def test_a_path_outside_the_directory_is_refused(
+    local_bot: RunningBot, telegram: FakeTelegram, s3: Any, bucket: str, file_path: str
+) -> None:
+    """A getFile path outside the mapped directory is never read or uploaded."""
+    doc = local_document(telegram, file_path, name="passwd", size=100)
+    telegram.add_update(updates.message(4, document=doc))
+    texts = await telegram.wait_for_text(4, "[document has not been saved]")
+    assert "outside" in texts[-1]
+    assert (await s3.list_objects_v2(Bucket=bucket)).get("Contents") is None
