@@ -62,7 +62,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 async def s3(moto_endpoint: str) -> AsyncIterator[Any]:
     """An aioboto3 S3 client on moto's server, for checking what the bot stored."""
-    session = aioboto3.Session(**{"aws_access_key_id": "testing", "aws_secret_access_key": "testing"})
+    session = aioboto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
     async with session.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1") as client:
         yield client
 

@@ -1,0 +1,153 @@
+"""The poller: offsets move only once the queue has the update; each failure kind has its answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import pytest
+
+from tgs3bot.config import BackoffConfig
+from tgs3bot.errors import Conflict, FatalPollingError, RetryAfter, TransientError, Unauthorized
+from tgs3bot.events import Document, Event, EventKind, Keyboard, UpdateBatch
+from tgs3bot.poller import Poller
+from tgs3bot.queues import ChatQueue
+
+FAST = BackoffConfig(initial_s=0.001, max_s=0.002, conflict_give_up_s=0.05)
+
+
+def event(update_id: int, chat_id: int = 1) -> Event:
+    return Event(
+        update_id=update_id,
+        kind=EventKind.MESSAGE,
+        chat_id=chat_id,
+        user_id=chat_id,
+        private=True,
+        message_id=update_id,
+        text="x",
+    )
+
+
+class ScriptedPlatform:
+    """Answers getUpdates from a script of batches and errors; records the offsets asked for."""
+
+    def __init__(self, script: Sequence[UpdateBatch | Exception]) -> None:
+        self.script = list(script)
+        self.offsets: list[int | None] = []
+        self.timeouts: list[int] = []
+        self.exhausted = asyncio.Event()
+
+    async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
+        self.offsets.append(offset)
+        self.timeouts.append(timeout_s)
+        if not self.script:
+            self.exhausted.set()
+            await asyncio.Event().wait()  # a long poll with nothing to say
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    async def send_text(
+        self, chat_id: int, text: str, *, reply_to: int | None = None, buttons: Keyboard | None = None
+    ) -> int | None:
+        raise NotImplementedError
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, *, buttons: Keyboard | None = None
+    ) -> bool:
+        raise NotImplementedError
+
+    async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
+        raise NotImplementedError
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        raise NotImplementedError
+
+    def open_file(self, document: Document) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        raise NotImplementedError
+
+
+async def run_until_exhausted(platform: ScriptedPlatform, queue: ChatQueue) -> Poller:
+    """Run a poller until the script is used up (it then long-polls forever), then stop it."""
+    poller = Poller(platform, queue, backoff=FAST)
+    task = asyncio.create_task(poller.run())
+    waiter = asyncio.create_task(platform.exhausted.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    assert not task.done(), "the poller stopped on its own"
+    for running in (task, waiter):
+        running.cancel()
+    await asyncio.gather(task, waiter, return_exceptions=True)
+    return poller
+
+
+async def test_offsets_follow_the_batches_and_cover_skipped_updates() -> None:
+    """Each poll asks after the last update taken, including ones the platform skipped."""
+    platform = ScriptedPlatform(
+        [
+            UpdateBatch(events=(event(10), event(11)), next_offset=12),
+            UpdateBatch(events=(), next_offset=15),  # three updates the bot ignores (edits, members…)
+            UpdateBatch(events=(event(15),), next_offset=16),
+        ]
+    )
+    queue = ChatQueue(10)
+    await run_until_exhausted(platform, queue)
+    assert platform.offsets == [None, 12, 15, 16]
+    assert set(platform.timeouts) == {60}
+    assert [e.update_id for e in queue.unfinished()] == [10, 11, 15]
+
+
+async def test_a_full_queue_holds_the_offset_back() -> None:
+    """With the queue full, the poller waits on put and the offset stays before the waiting update."""
+    platform = ScriptedPlatform([UpdateBatch(events=(event(1), event(2, chat_id=2)), next_offset=3)])
+    queue = ChatQueue(1)
+    poller = Poller(platform, queue, backoff=FAST)
+    task = asyncio.create_task(poller.run())
+    first = await queue.get()
+    assert poller.offset == 2  # update 1 taken; update 2 waits for room, unconfirmed
+    queue.task_done(first)
+    await asyncio.wait_for(platform.exhausted.wait(), 1)
+    assert poller.offset == 3
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_transient_errors_and_rate_limits_are_retried() -> None:
+    """Network errors, 5xx and 429 are waited out; polling goes on at the same offset."""
+    platform = ScriptedPlatform(
+        [
+            UpdateBatch(events=(event(1),), next_offset=2),
+            TransientError("502"),
+            RetryAfter(0.001),
+            TransientError("timeout"),
+            UpdateBatch(events=(event(2),), next_offset=3),
+        ]
+    )
+    queue = ChatQueue(10)
+    await run_until_exhausted(platform, queue)
+    assert platform.offsets == [None, 2, 2, 2, 2, 3]
+
+
+async def test_conflicts_are_retried_then_fatal() -> None:
+    """409s are retried for a while (an old instance's last poll), then the poller gives up."""
+    platform = ScriptedPlatform([Conflict("409")] * 1000)
+    poller = Poller(platform, ChatQueue(10), backoff=FAST)
+    with pytest.raises(FatalPollingError, match="another instance"):
+        await asyncio.wait_for(poller.run(), 5)
+    assert len(platform.offsets) > 1
+
+
+async def test_a_short_conflict_is_forgotten_after_a_good_poll() -> None:
+    """A conflict followed by success resets the clock: later conflicts start a new window."""
+    platform = ScriptedPlatform([Conflict("409"), UpdateBatch(events=(), next_offset=None), Conflict("409")])
+    await run_until_exhausted(platform, ChatQueue(10))
+    assert platform.offsets == [None, None, None, None]
+
+
+async def test_a_revoked_token_is_fatal_at_once() -> None:
+    """401 while polling ends the poller immediately."""
+    platform = ScriptedPlatform([Unauthorized("401")])
+    with pytest.raises(FatalPollingError, match="token"):
+        await asyncio.wait_for(Poller(platform, ChatQueue(10), backoff=FAST).run(), 5)
+    assert platform.offsets == [None]
