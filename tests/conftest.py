@@ -18,6 +18,9 @@ from tests.fakes.telegram import TOKEN, FakeTelegram
 from tgs3bot.app import App
 from tgs3bot.config import BackoffConfig, Settings
 
+# The shared helpers assert too: have pytest explain their failures as it does in test modules.
+pytest.register_assert_rewrite("tests.helpers")
+
 FAST_BACKOFF = BackoffConfig(initial_s=0.05, max_s=0.2, conflict_give_up_s=1.0, send_attempts=4)
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

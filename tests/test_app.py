@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
+from tests.helpers import no_multipart_uploads
 from tgs3bot.errors import FatalPollingError, StartupError
 
 MiB = 1024 * 1024
@@ -130,5 +131,5 @@ async def test_stop_timeout_aborts_transfers_tells_users_and_exits_non_zero(
     notices = [t for t in telegram.sent(7) if "[document has not been saved]" in t and "restarting" in t]
     assert len(notices) == 2
     assert (await s3.list_objects_v2(Bucket=bucket)).get("Contents") is None
-    assert not (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads")
+    assert await no_multipart_uploads(s3, bucket)
     assert telegram.files[queued["file_id"]].downloads_started == 0

@@ -8,11 +8,7 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.proxy import ConnectProxy
 from tests.fakes.telegram import FakeTelegram
-
-
-async def objects(s3: Any, bucket: str) -> list[str]:
-    answer = await s3.list_objects_v2(Bucket=bucket)
-    return [item["Key"] for item in answer.get("Contents", [])]
+from tests.helpers import greet, object_keys
 
 
 async def test_first_message_is_greeted_and_later_texts_require_a_document(
@@ -45,7 +41,7 @@ async def test_photos_stickers_voice_video_and_commands_are_not_documents(
     )
     texts = await telegram.wait_for_text(7, "[document is required]", count=6)
     assert len(texts) == 7
-    assert await objects(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
     assert telegram.calls_of("getFile") == []
 
 
@@ -57,7 +53,7 @@ async def test_a_first_message_with_a_document_is_greeted_then_saved(
     telegram.add_update(updates.message(3, document=doc))
     texts = await telegram.wait_for_text(3, "[document has been saved]")
     assert ["[greeting]" in texts[0], "[document]" in texts[1]] == [True, True]
-    assert await objects(s3, bucket) == ["first.txt"]
+    assert await object_keys(s3, bucket) == ["first.txt"]
 
 
 async def test_groups_and_channels_get_no_reply_and_nothing_is_saved(
@@ -75,7 +71,7 @@ async def test_groups_and_channels_get_no_reply_and_nothing_is_saved(
     await telegram.wait_for_text(5, "[greeting]")
     await bot.stop()
     assert telegram.sent(-100) == [] and telegram.sent(-200) == []
-    assert await objects(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
 
 
 async def test_outsiders_are_denied_and_nothing_is_saved(
@@ -87,9 +83,8 @@ async def test_outsiders_are_denied_and_nothing_is_saved(
     telegram.add_updates([updates.message(2, text="/start"), updates.message(2, document=doc)])
     texts = await telegram.wait_for_text(2, "[access denied]", count=2)
     assert not any("[greeting]" in t or "[document]" in t for t in texts)
-    telegram.add_update(updates.message(1, text="/start"))
-    await telegram.wait_for_text(1, "[greeting]")
-    assert await objects(s3, bucket) == []
+    await greet(telegram, 1)
+    assert await object_keys(s3, bucket) == []
     assert telegram.calls_of("getFile") == []
 
 
@@ -144,7 +139,7 @@ async def test_the_bot_api_is_reached_through_the_configured_proxy(
         doc = telegram.add_file(b"via proxy", file_name="proxied.txt")
         telegram.add_update(updates.message(30, document=doc))
         await telegram.wait_for_text(30, "[document has been saved]")
-        assert await objects(s3, bucket) == ["proxied.txt"]
+        assert await object_keys(s3, bucket) == ["proxied.txt"]
         assert proxy.targets
         assert set(proxy.targets) == {telegram.base_url.removeprefix("http://")}
         await bot.stop()

@@ -12,31 +12,10 @@ import pytest
 from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
+from tests.helpers import greet, no_multipart_uploads, object_body, object_keys
 
 MiB = 1024 * 1024
 pytestmark = pytest.mark.usefixtures("bot")
-
-
-async def objects(s3: Any, bucket: str) -> list[str]:
-    answer = await s3.list_objects_v2(Bucket=bucket)
-    return [item["Key"] for item in answer.get("Contents", [])]
-
-
-async def body(s3: Any, bucket: str, key: str) -> bytes:
-    answer = await s3.get_object(Bucket=bucket, Key=key)
-    async with answer["Body"] as stream:
-        data: bytes = await stream.read()
-    return data
-
-
-async def no_multipart_uploads(s3: Any, bucket: str) -> bool:
-    answer = await s3.list_multipart_uploads(Bucket=bucket)
-    return not answer.get("Uploads")
-
-
-async def greeted(telegram: FakeTelegram, chat_id: int) -> None:
-    telegram.add_update(updates.message(chat_id, text="/start"))
-    await telegram.wait_for_text(chat_id, "[greeting]")
 
 
 async def send_document(telegram: FakeTelegram, chat_id: int, content: bytes, **file: Any) -> str:
@@ -57,13 +36,13 @@ async def test_document_is_saved_with_its_exact_name_bytes_and_headers(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """The file lands at the bucket root under file_name verbatim, with type, disposition and owner."""
-    await greeted(telegram, 1)
+    await greet(telegram, 1)
     name = "Отчёт за 2026 [final] (1).pdf"
     content = os.urandom(300_000)
     reply = await send_document(telegram, 1, content, file_name=name, mime_type="application/pdf")
     assert "[document has been saved]" in reply and name in reply.splitlines()
-    assert await objects(s3, bucket) == [name]
-    assert await body(s3, bucket, name) == content
+    assert await object_keys(s3, bucket) == [name]
+    assert await object_body(s3, bucket, name) == content
     head = await s3.head_object(Bucket=bucket, Key=name)
     assert head["ContentType"] == "application/pdf"
     assert unquote(head["ContentDisposition"].split("UTF-8''")[1]) == name
@@ -73,11 +52,11 @@ async def test_document_is_saved_with_its_exact_name_bytes_and_headers(
 
 async def test_a_big_document_is_streamed_in_parts(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """A file over one part (8 MiB) goes up as a multipart upload with exact bytes."""
-    await greeted(telegram, 2)
+    await greet(telegram, 2)
     content = os.urandom(19 * MiB)
     reply = await send_document(telegram, 2, content, file_name="big.bin")
     assert "[document has been saved]" in reply
-    assert await body(s3, bucket, "big.bin") == content
+    assert await object_body(s3, bucket, "big.bin") == content
     head = await s3.head_object(Bucket=bucket, Key="big.bin")
     assert head["ETag"].endswith('-3"')  # three parts: 8 + 8 + 3 MiB
     assert await no_multipart_uploads(s3, bucket)
@@ -85,29 +64,29 @@ async def test_a_big_document_is_streamed_in_parts(telegram: FakeTelegram, s3: A
 
 async def test_an_empty_document_is_saved(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """A 0-byte file is a file too."""
-    await greeted(telegram, 3)
+    await greet(telegram, 3)
     reply = await send_document(telegram, 3, b"", file_name="empty.txt")
     assert "[document has been saved]" in reply
-    assert await body(s3, bucket, "empty.txt") == b""
+    assert await object_body(s3, bucket, "empty.txt") == b""
 
 
 async def test_files_over_20_mib_are_refused_without_downloading(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """file_size over the cloud Bot API limit: refused with the reason, getFile never called."""
-    await greeted(telegram, 4)
+    await greet(telegram, 4)
     reply = await send_document(telegram, 4, b"x", file_name="huge.iso", file_size=20 * MiB + 1)
     assert "[document has not been saved]" in reply and "20.0 MiB" in reply
     assert telegram.calls_of("getFile") == []
-    assert await objects(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
 
 
 async def test_getfile_too_big_is_explained(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """Without file_size, getFile's "file is too big" becomes a plain-words refusal."""
-    await greeted(telegram, 5)
+    await greet(telegram, 5)
     reply = await send_document(telegram, 5, b"x", file_name="nosize.iso", file_size=None, too_big=True)
     assert "[document has not been saved]" in reply and "bigger than" in reply
-    assert await objects(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
 
 
 @pytest.mark.parametrize(
@@ -123,10 +102,10 @@ async def test_failed_downloads_leave_nothing_behind(
     telegram: FakeTelegram, s3: Any, bucket: str, faults: dict[str, Any], size: int, reason: str
 ) -> None:
     """An error page, or a download that ends short, is never stored; multipart uploads are aborted."""
-    await greeted(telegram, 6)
+    await greet(telegram, 6)
     reply = await send_document(telegram, 6, os.urandom(size), file_name="broken.bin", **faults)
     assert "[document has not been saved]" in reply and reason in reply
-    assert await objects(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
     assert await no_multipart_uploads(s3, bucket)
 
 
@@ -134,23 +113,22 @@ async def test_a_download_shorter_than_file_size_is_refused(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """A download that ends cleanly but short of file_size is not saved."""
-    await greeted(telegram, 7)
+    await greet(telegram, 7)
     reply = await send_document(telegram, 7, b"only this", file_name="short.txt", file_size=100)
     assert "[document has not been saved]" in reply and "9 of 100 bytes" in reply
-    assert await objects(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
 
 
 async def test_storage_failure_is_reported_and_the_bot_goes_on(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """When S3 refuses the upload the user is told why, and the next chat is still served."""
-    await greeted(telegram, 8)
+    await greet(telegram, 8)
     await s3.delete_bucket(Bucket=bucket)
     try:
         reply = await send_document(telegram, 8, b"data", file_name="lost.txt")
         assert "[document has not been saved]" in reply and "NoSuchBucket" in reply
-        telegram.add_update(updates.message(9, text="/start"))
-        await telegram.wait_for_text(9, "[greeting]")
+        await greet(telegram, 9)
     finally:
         await s3.create_bucket(Bucket=bucket)  # so the fixture's bucket exists again
 
@@ -159,9 +137,9 @@ async def test_a_document_without_a_name_gets_a_generated_one(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """No file_name: a generated root-level key, which the reply names."""
-    await greeted(telegram, 10)
+    await greet(telegram, 10)
     reply = await send_document(telegram, 10, b"%PDF", file_name=None, mime_type="application/pdf")
-    [key] = await objects(s3, bucket)
+    [key] = await object_keys(s3, bucket)
     assert key.startswith("document-") and key.endswith(".pdf")
     assert key in reply.splitlines() and "no usable name" in reply
 
@@ -170,9 +148,9 @@ async def test_unsafe_names_become_a_single_root_level_key(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """Path separators and dot segments never nest the key or leave the bucket root."""
-    await greeted(telegram, 11)
+    await greet(telegram, 11)
     reply = await send_document(telegram, 11, b"x", file_name="../../etc/pass\x07wd")
-    assert await objects(s3, bucket) == ["etc_passwd"]
+    assert await object_keys(s3, bucket) == ["etc_passwd"]
     assert "etc_passwd" in reply.splitlines() and "made safe" in reply
 
 
@@ -180,14 +158,13 @@ async def test_same_name_replaces_own_file_but_never_anothers_in_an_open_bot(
     telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
     """A user may replace their own file; another user's same name is refused and nothing is lost."""
-    await greeted(telegram, 12)
-    await greeted(telegram, 13)
+    await greet(telegram, 12, 13)
     await send_document(telegram, 12, b"v1", file_name="notes.txt")
     reply = await send_document(telegram, 12, b"v2", file_name="notes.txt")
     assert "[document has been saved]" in reply and "replaced" in reply
     reply = await send_document(telegram, 13, b"intruder", file_name="notes.txt")
     assert "[document has not been saved]" in reply and "taken" in reply
-    assert await body(s3, bucket, "notes.txt") == b"v2"
+    assert await object_body(s3, bucket, "notes.txt") == b"v2"
 
 
 async def test_in_a_closed_bot_allowed_users_may_replace_each_others_files(
@@ -197,17 +174,16 @@ async def test_in_a_closed_bot_allowed_users_may_replace_each_others_files(
     await bot.stop()
     await telegram.wait_polls_idle()
     await start_bot(allowed_users=frozenset({14, 15}))
-    await greeted(telegram, 14)
-    await greeted(telegram, 15)
+    await greet(telegram, 14, 15)
     await send_document(telegram, 14, b"mine", file_name="shared.txt")
     reply = await send_document(telegram, 15, b"theirs", file_name="shared.txt")
     assert "[document has been saved]" in reply and "replaced" in reply
-    assert await body(s3, bucket, "shared.txt") == b"theirs"
+    assert await object_body(s3, bucket, "shared.txt") == b"theirs"
 
 
 async def test_a_chat_is_answered_in_order(telegram: FakeTelegram) -> None:
     """A text sent during a transfer is answered after [document has been saved]."""
-    await greeted(telegram, 16)
+    await greet(telegram, 16)
     hold = asyncio.Event()
     doc = telegram.add_file(os.urandom(100_000), file_name="slow.bin", hold=hold)
     telegram.add_updates([updates.message(16, document=doc), updates.message(16, text="and this?")])
@@ -220,7 +196,7 @@ async def test_a_chat_is_answered_in_order(telegram: FakeTelegram) -> None:
 
 async def test_one_busy_chat_does_not_hold_up_the_others(telegram: FakeTelegram) -> None:
     """A chat sending a dozen stalled files occupies one worker; other chats are answered meanwhile."""
-    await greeted(telegram, 17)
+    await greet(telegram, 17)
     hold = asyncio.Event()
     docs = [telegram.add_file(b"z" * 1000, file_name=f"stalled-{n}.bin", hold=hold) for n in range(12)]
     telegram.add_updates([updates.message(17, document=d) for d in docs])

@@ -24,6 +24,7 @@ import pytest
 
 from tests.fakes import updates
 from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.helpers import object_keys, read_object
 
 pytestmark = pytest.mark.e2e
 
@@ -177,16 +178,17 @@ async def wait_polling(telegram: FakeTelegram, bot: BotProcess) -> None:
     polling.result()  # a timeout fails here, naming the calls seen
 
 
-async def read_object(s3: Any, bucket: str, key: str) -> tuple[bytes, str]:
-    """The bytes and Content-Type of one object."""
-    answer = await s3.get_object(Bucket=bucket, Key=key)
-    async with answer["Body"] as body:
-        return await body.read(), answer["ContentType"]
-
-
-async def keys_in(s3: Any, bucket: str) -> list[str]:
-    answer = await s3.list_objects_v2(Bucket=bucket)
-    return sorted(item["Key"] for item in answer.get("Contents", []))
+async def failed_start_line(telegram: FakeTelegram, bot: BotProcess) -> str:
+    """Wait for a start that must fail: non-zero, quick, no poll or traceback; return its one stderr line."""
+    code = await bot.wait_exit()
+    assert code != 0
+    # Measured from the process start, so the ~5 s of imports are included (the spec's 10 s are not).
+    assert bot.run_time_s < BAD_START_LIMIT_S
+    assert telegram.calls_of("getUpdates") == []
+    lines = bot.stderr_lines()
+    assert len(lines) == 1, lines
+    bot.assert_no_traceback()
+    return lines[0]
 
 
 async def test_a_full_session_then_sigterm_mid_transfer_finishes_it_and_exits_0(
@@ -220,7 +222,8 @@ async def test_a_full_session_then_sigterm_mid_transfer_finishes_it_and_exits_0(
     assert "[document]" in texts[3]
     assert "[document has been saved]" in texts[4]
     assert name in texts[4]
-    assert await read_object(s3, bucket, name) == (content, "application/pdf")
+    data, stored = await read_object(s3, bucket, name)
+    assert (data, stored["ContentType"]) == (content, "application/pdf")
 
     # SIGTERM while a transfer is in hand: its download is held after the first chunk.
     hold = asyncio.Event()
@@ -245,8 +248,9 @@ async def test_a_full_session_then_sigterm_mid_transfer_finishes_it_and_exits_0(
     assert "[document has been saved]" in texts[-1]
     assert second_name in texts[-1]
     assert sum("[document has been saved]" in text for text in texts) == 2
-    assert await read_object(s3, bucket, second_name) == (second_content, "application/x-test")
-    assert await keys_in(s3, bucket) == sorted([name, second_name])
+    data, stored = await read_object(s3, bucket, second_name)
+    assert (data, stored["ContentType"]) == (second_content, "application/x-test")
+    assert await object_keys(s3, bucket) == sorted([name, second_name])
 
     polls = telegram.calls_of("getUpdates")
     confirming = polls[-1]
@@ -268,20 +272,13 @@ async def test_a_token_telegram_rejects_ends_the_process_with_one_line(
     """A well-formed token that the Bot API answers 401 for ends the process quickly and non-zero,
     with one error line about the token."""
     bot = await launch(bot_env(telegram, bucket, moto_endpoint, TGS3BOT_TELEGRAM_TOKEN=REJECTED_TOKEN))
-    code = await bot.wait_exit()
+    line = await failed_start_line(telegram, bot)
 
-    assert code != 0
-    # Measured from the process start, so the ~5 s of imports are included (the spec's 10 s are not).
-    assert bot.run_time_s < BAD_START_LIMIT_S
     rejected = [c for c in telegram.calls_of("getMe") if c.status == 401]
     assert rejected, "the token was never checked with Telegram"
     assert bot.exited_at is not None
     assert bot.exited_at - rejected[0].at < 10  # the spec's 10 s, from the token check on
-    assert telegram.calls_of("getUpdates") == []
-    lines = bot.stderr_lines()
-    assert len(lines) == 1, lines
-    assert "token" in lines[0].lower()
-    bot.assert_no_traceback()
+    assert "token" in line.lower()
     bot.assert_no_secret(REJECTED_TOKEN)
 
 
@@ -292,15 +289,9 @@ async def test_a_malformed_token_ends_run_bot_py_with_one_line(
     line about the token."""
     env = bot_env(telegram, bucket, moto_endpoint, TGS3BOT_TELEGRAM_TOKEN=MALFORMED_TOKEN)
     bot = await launch(env, RUN_BOT_PY)
-    code = await bot.wait_exit()
+    line = await failed_start_line(telegram, bot)
 
-    assert code != 0
-    assert bot.run_time_s < BAD_START_LIMIT_S
-    assert telegram.calls_of("getUpdates") == []
-    lines = bot.stderr_lines()
-    assert len(lines) == 1, lines
-    assert "token" in lines[0].lower()
-    bot.assert_no_traceback()
+    assert "token" in line.lower()
     bot.assert_no_secret(MALFORMED_TOKEN)
 
 
@@ -310,17 +301,11 @@ async def test_a_missing_bucket_ends_the_process_with_one_line_naming_it(
     """A bucket that does not exist ends the process non-zero with one error line that names the bucket."""
     missing = f"tgs3bot-missing-{uuid.uuid4().hex[:12]}"
     bot = await launch(bot_env(telegram, missing, moto_endpoint))
-    code = await bot.wait_exit()
+    line = await failed_start_line(telegram, bot)
 
-    assert code != 0
-    assert bot.run_time_s < BAD_START_LIMIT_S
-    assert telegram.calls_of("getUpdates") == []
     assert missing not in [b["Name"] for b in (await s3.list_buckets())["Buckets"]], "nothing created it"
-    lines = bot.stderr_lines()
-    assert len(lines) == 1, lines
-    assert missing in lines[0]
-    assert json.loads(lines[0])["level"] == "error"
-    bot.assert_no_traceback()
+    assert missing in line
+    assert json.loads(line)["level"] == "error"
     bot.assert_no_secret(TOKEN)
 
 

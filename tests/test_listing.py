@@ -11,33 +11,10 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
+from tests.helpers import button_data, buttons, greet, message_id_of, reply_to, to_chat
 
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 StartBot = Callable[..., Awaitable[RunningBot]]
-
-
-def to_chat(call: Call, method: str, chat_id: int) -> bool:
-    """Whether ``call`` is a successful ``method`` aimed at ``chat_id``."""
-    return call.method == method and call.ok and str(call.params.get("chat_id")) == str(chat_id)
-
-
-def message_id_of(telegram: FakeTelegram, call: Call) -> int:
-    """The id the fake gave the message of a sendMessage call (ids go 1, 2, 3… over successful sends)."""
-    sends = [c for c in telegram.calls if c.method == "sendMessage" and c.ok]
-    return next(n for n, c in enumerate(sends, start=1) if c is call)
-
-
-def buttons(call: Call) -> dict[str, str]:
-    """The inline buttons of a sendMessage/editMessageText call: text → callback_data."""
-    markup = call.params.get("reply_markup") or {}
-    return {b["text"]: b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row}
-
-
-def button_data(call: Call, word: str) -> str:
-    """The callback_data of the button whose text contains ``word``."""
-    found = [data for text, data in buttons(call).items() if word in text]
-    assert len(found) == 1, f"one {word!r} button expected, got {buttons(call)!r}"
-    return found[0]
 
 
 def shown(text: str, names: list[str]) -> list[str]:
@@ -48,11 +25,6 @@ def shown(text: str, names: list[str]) -> list[str]:
 def line_of(text: str, name: str) -> str:
     """The line of a listing that names ``name``."""
     return next(line for line in text.splitlines() if name in line)
-
-
-async def greeted(telegram: FakeTelegram, chat_id: int) -> None:
-    telegram.add_update(updates.message(chat_id, text="/start"))
-    await telegram.wait_for_text(chat_id, "[greeting]")
 
 
 async def save_all(telegram: FakeTelegram, chat_id: int, files: dict[str, bytes]) -> list[Call]:
@@ -69,14 +41,8 @@ async def save_all(telegram: FakeTelegram, chat_id: int, files: dict[str, bytes]
     ]
 
 
-async def reply_to(telegram: FakeTelegram, chat_id: int, update: dict[str, Any], method: str) -> Call:
-    """Inject ``update`` and return the bot's next ``method`` call to the chat."""
-    since = len(telegram.calls)
-    telegram.add_update(update)
-    return await telegram.wait_for_call(lambda c: to_chat(c, method, chat_id), since=since)
-
-
 async def list_files(telegram: FakeTelegram, chat_id: int, user_id: int | None = None) -> Call:
+    """Send /files and return the bot's answer."""
     return await reply_to(
         telegram, chat_id, updates.message(chat_id, user_id=user_id, text="/files"), "sendMessage"
     )
@@ -85,7 +51,7 @@ async def list_files(telegram: FakeTelegram, chat_id: int, user_id: int | None =
 async def test_files_pages_through_25_documents_newest_first(telegram: FakeTelegram, bot: RunningBot) -> None:
     """/files shows the 10 newest with name, size and date; Next/Prev edit that same message page by page."""
     chat = 1
-    await greeted(telegram, chat)
+    await greet(telegram, chat)
     names = [f"report-{n:02d}.txt" for n in range(1, 26)]
     await save_all(telegram, chat, {name: os.urandom(n * 1024 + 512) for n, name in enumerate(names, 1)})
     newest_first = names[::-1]
@@ -128,8 +94,7 @@ async def test_in_an_open_bot_a_user_sees_only_their_own_files(
 ) -> None:
     """With no allowlist, /files never shows a user the names of files another user saved."""
     alice, bob = 2, 3
-    await greeted(telegram, alice)
-    await greeted(telegram, bob)
+    await greet(telegram, alice, bob)
     alices = ["alice-secret-plan.txt", "alice-diary.txt"]
     await save_all(telegram, alice, dict.fromkeys(alices, b"private"))
     await save_all(telegram, bob, {"bob-notes.txt": b"mine"})
@@ -147,8 +112,7 @@ async def test_in_a_closed_bot_everyone_allowed_sees_every_file(
     """With TGS3BOT_ALLOWED_USERS set, /files of one allowed user lists what another allowed user saved."""
     alice, bob = 4, 5
     await start_bot(allowed_users=frozenset({alice, bob}))
-    await greeted(telegram, alice)
-    await greeted(telegram, bob)
+    await greet(telegram, alice, bob)
     await save_all(telegram, alice, {"team-budget.xlsx": b"1", "team-roadmap.md": b"2"})
 
     bobs_list = (await list_files(telegram, bob)).params["text"]
@@ -164,7 +128,7 @@ async def test_an_outsider_is_refused_the_list_and_its_page_buttons(
     """In a closed bot an outsider's /files and forged page button get [access denied] and no list."""
     insider, outsider = 6, 7
     await start_bot(allowed_users=frozenset({insider}))
-    await greeted(telegram, insider)
+    await greet(telegram, insider)
     names = [f"internal-{n:02d}.txt" for n in range(1, 12)]  # two pages
     await save_all(telegram, insider, dict.fromkeys(names, b"x"))
     page_data = button_data(await list_files(telegram, insider), "Next")
@@ -185,7 +149,7 @@ async def test_an_object_deleted_from_the_bucket_shows_as_gone_then_drops_out(
 ) -> None:
     """A file deleted behind the bot's back is never listed as present, and the next listing omits it."""
     chat = 8
-    await greeted(telegram, chat)
+    await greet(telegram, chat)
     await save_all(telegram, chat, {"keep-1.txt": b"a", "doomed.txt": b"b", "keep-2.txt": b"c"})
     await s3.delete_object(Bucket=bucket, Key="doomed.txt")
 
@@ -202,7 +166,7 @@ async def test_an_object_deleted_from_the_bucket_shows_as_gone_then_drops_out(
 async def test_an_empty_listing_says_there_are_no_files(telegram: FakeTelegram, bot: RunningBot) -> None:
     """/files before any save answers that there are no files, without page buttons."""
     chat = 9
-    await greeted(telegram, chat)
+    await greet(telegram, chat)
     answer = await list_files(telegram, chat)
     assert re.search(r"\bno (saved )?files\b", answer.params["text"], re.IGNORECASE), answer.params["text"]
     assert "[document is required]" not in answer.params["text"] and buttons(answer) == {}
@@ -211,7 +175,7 @@ async def test_an_empty_listing_says_there_are_no_files(telegram: FakeTelegram, 
 async def test_a_renamed_file_is_listed_under_its_new_name(telegram: FakeTelegram, bot: RunningBot) -> None:
     """After a rename through the Rename button, /files shows the new name and not the old one."""
     chat = 10
-    await greeted(telegram, chat)
+    await greet(telegram, chat)
     [saved] = await save_all(telegram, chat, {"draft.txt": b"text"})
     press = updates.callback_query(chat, message_id_of(telegram, saved), button_data(saved, "Rename"))
     prompt = await reply_to(telegram, chat, press, "sendMessage")

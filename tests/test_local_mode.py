@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
+from tests.helpers import object_body
 
 MiB = 1024 * 1024
 SERVER_DIR = "/var/lib/telegram-bot-api"  # as the (fake) server sees it; the bot sees tmp_path/mount
@@ -36,19 +37,25 @@ def local_document(telegram: FakeTelegram, file_path: str, *, name: str, size: i
     return doc
 
 
+def document_on_disk(
+    telegram: FakeTelegram, tmp_path: Path, file_name: str, data: bytes, *, name: str
+) -> dict[str, Any]:
+    """Write ``data`` to the server's documents directory (in the mount) and return a document for it."""
+    (tmp_path / "mount" / "documents" / file_name).write_bytes(data)
+    return local_document(telegram, f"{SERVER_DIR}/documents/{file_name}", name=name, size=len(data))
+
+
 async def test_a_50_mib_file_is_read_from_disk_and_saved_exactly(
     local_bot: RunningBot, telegram: FakeTelegram, tmp_path: Path, s3: Any, bucket: str
 ) -> None:
     """The bot maps the server's path into its mount, streams the file, and stores the same bytes."""
     data = os.urandom(50 * MiB)
-    (tmp_path / "mount" / "documents" / "file_7.mkv").write_bytes(data)
-    doc = local_document(telegram, f"{SERVER_DIR}/documents/file_7.mkv", name="film.mkv", size=len(data))
+    doc = document_on_disk(telegram, tmp_path, "file_7.mkv", data, name="film.mkv")
     telegram.add_update(updates.message(1, document=doc))
     texts = await telegram.wait_for_text(1, "[document has been saved]", timeout=60)
     assert "film.mkv" in texts[-1].splitlines()
-    stored = await s3.get_object(Bucket=bucket, Key="film.mkv")
-    async with stored["Body"] as stream:
-        assert hashlib.sha256(await stream.read()).digest() == hashlib.sha256(data).digest()
+    stored = await object_body(s3, bucket, "film.mkv")
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
     assert telegram.files[doc["file_id"]].downloads_started == 0  # read from disk, not over HTTP
 
 
@@ -66,8 +73,7 @@ async def test_files_up_to_2000_mb_are_not_refused_for_size(
 ) -> None:
     """A file over the cloud's 20 MiB but under 2000 MB is accepted in local mode."""
     data = os.urandom(21 * MiB)
-    (tmp_path / "mount" / "documents" / "file_8.bin").write_bytes(data)
-    doc = local_document(telegram, f"{SERVER_DIR}/documents/file_8.bin", name="over-20.bin", size=len(data))
+    doc = document_on_disk(telegram, tmp_path, "file_8.bin", data, name="over-20.bin")
     telegram.add_update(updates.message(3, document=doc))
     await telegram.wait_for_text(3, "[document has been saved]", timeout=60)
 

@@ -8,25 +8,14 @@ from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from tests.helpers import make_event
 from tgs3bot.config import BackoffConfig
 from tgs3bot.errors import Conflict, FatalPollingError, RetryAfter, TransientError, Unauthorized
-from tgs3bot.events import Document, Event, EventKind, Keyboard, UpdateBatch
+from tgs3bot.events import Document, Keyboard, UpdateBatch
 from tgs3bot.poller import Poller
 from tgs3bot.queues import ChatQueue
 
 FAST = BackoffConfig(initial_s=0.001, max_s=0.002, conflict_give_up_s=0.05)
-
-
-def event(update_id: int, chat_id: int = 1) -> Event:
-    return Event(
-        update_id=update_id,
-        kind=EventKind.MESSAGE,
-        chat_id=chat_id,
-        user_id=chat_id,
-        private=True,
-        message_id=update_id,
-        text="x",
-    )
 
 
 class ScriptedPlatform:
@@ -86,9 +75,9 @@ async def test_offsets_follow_the_batches_and_cover_skipped_updates() -> None:
     """Each poll asks after the last update taken, including ones the platform skipped."""
     platform = ScriptedPlatform(
         [
-            UpdateBatch(events=(event(10), event(11)), next_offset=12),
+            UpdateBatch(events=(make_event(10), make_event(11)), next_offset=12),
             UpdateBatch(events=(), next_offset=15),  # three updates the bot ignores (edits, members…)
-            UpdateBatch(events=(event(15),), next_offset=16),
+            UpdateBatch(events=(make_event(15),), next_offset=16),
         ]
     )
     queue = ChatQueue(10)
@@ -100,7 +89,9 @@ async def test_offsets_follow_the_batches_and_cover_skipped_updates() -> None:
 
 async def test_a_full_queue_holds_the_offset_back() -> None:
     """With the queue full, the poller waits on put and the offset stays before the waiting update."""
-    platform = ScriptedPlatform([UpdateBatch(events=(event(1), event(2, chat_id=2)), next_offset=3)])
+    platform = ScriptedPlatform(
+        [UpdateBatch(events=(make_event(1), make_event(2, chat_id=2)), next_offset=3)]
+    )
     queue = ChatQueue(1)
     poller = Poller(platform, queue, backoff=FAST)
     task = asyncio.create_task(poller.run())
@@ -117,11 +108,11 @@ async def test_transient_errors_and_rate_limits_are_retried() -> None:
     """Network errors, 5xx and 429 are waited out; polling goes on at the same offset."""
     platform = ScriptedPlatform(
         [
-            UpdateBatch(events=(event(1),), next_offset=2),
+            UpdateBatch(events=(make_event(1),), next_offset=2),
             TransientError("502"),
             RetryAfter(0.001),
             TransientError("timeout"),
-            UpdateBatch(events=(event(2),), next_offset=3),
+            UpdateBatch(events=(make_event(2),), next_offset=3),
         ]
     )
     queue = ChatQueue(10)

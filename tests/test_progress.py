@@ -12,26 +12,11 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
+from tests.helpers import greet, message_id_of, to_chat
 from tgs3bot.progress import ProgressReporter, TransferMeter, progress_text
 
 MiB = 1024 * 1024
 MIN_EDIT_GAP_S = 1.9  # the issue: at most one edit per ~2 s per chat
-
-
-def to_chat(call: Call, method: str, chat_id: int) -> bool:
-    """Whether ``call`` is a successful ``method`` aimed at ``chat_id``."""
-    return call.method == method and call.ok and str(call.params.get("chat_id")) == str(chat_id)
-
-
-def message_id_of(telegram: FakeTelegram, call: Call) -> int:
-    """The id the fake gave the message of a sendMessage call (ids go 1, 2, 3… over successful sends)."""
-    sends = [c for c in telegram.calls if c.method == "sendMessage" and c.ok]
-    return next(n for n, c in enumerate(sends, start=1) if c is call)
-
-
-async def greeted(telegram: FakeTelegram, chat_id: int) -> None:
-    telegram.add_update(updates.message(chat_id, text="/start"))
-    await telegram.wait_for_text(chat_id, "[greeting]")
 
 
 async def send_and_wait_saved(telegram: FakeTelegram, chat_id: int, doc: dict[str, object]) -> list[Call]:
@@ -47,7 +32,7 @@ async def test_a_slow_transfer_shows_a_throttled_progress_message_ending_at_100(
 ) -> None:
     """A ~4.5 s transfer gets one extra message, edited with percent at most every ~2 s, 100 % last."""
     chat = 1
-    await greeted(telegram, chat)
+    await greet(telegram, chat)
     doc = telegram.add_file(os.urandom(15 * MiB), file_name="slow.bin", bytes_per_s=3.4 * MiB)
     calls = await send_and_wait_saved(telegram, chat, doc)
 
@@ -74,7 +59,7 @@ async def test_a_slow_transfer_shows_a_throttled_progress_message_ending_at_100(
 async def test_a_fast_transfer_shows_no_progress(telegram: FakeTelegram, bot: RunningBot) -> None:
     """A document saved within a couple of seconds gets only [document] and the outcome, no progress."""
     chat = 2
-    await greeted(telegram, chat)
+    await greet(telegram, chat)
     calls = await send_and_wait_saved(
         telegram, chat, telegram.add_file(os.urandom(50_000), file_name="quick.bin")
     )

@@ -6,27 +6,22 @@ import asyncio
 
 import pytest
 
-from tgs3bot.events import Event, EventKind
+from tests.helpers import make_event
+from tgs3bot.events import Event
 from tgs3bot.queues import ChatQueue
 
 
-def event(update_id: int, chat_id: int) -> Event:
-    return Event(
-        update_id=update_id,
-        kind=EventKind.MESSAGE,
-        chat_id=chat_id,
-        user_id=chat_id,
-        private=True,
-        message_id=update_id,
-        text="hi",
-    )
+async def queue_holding(maxsize: int, *events: Event) -> ChatQueue:
+    """A ChatQueue of ``maxsize`` with ``events`` put in, in order."""
+    queue = ChatQueue(maxsize)
+    for event in events:
+        await queue.put(event)
+    return queue
 
 
 async def test_one_chat_is_handed_out_in_order_and_one_at_a_time() -> None:
     """A chat's next event is not handed out before its current one is done."""
-    queue = ChatQueue(10)
-    for n in range(3):
-        await queue.put(event(n, chat_id=1))
+    queue = await queue_holding(10, *(make_event(n, chat_id=1) for n in range(3)))
     first = await queue.get()
     assert first.update_id == 0
     with pytest.raises(TimeoutError):
@@ -37,10 +32,9 @@ async def test_one_chat_is_handed_out_in_order_and_one_at_a_time() -> None:
 
 async def test_a_busy_chat_does_not_hold_up_other_chats() -> None:
     """While one chat's event is in progress, other chats' events are handed out."""
-    queue = ChatQueue(10)
-    await queue.put(event(1, chat_id=1))
-    await queue.put(event(2, chat_id=1))
-    await queue.put(event(3, chat_id=2))
+    queue = await queue_holding(
+        10, make_event(1, chat_id=1), make_event(2, chat_id=1), make_event(3, chat_id=2)
+    )
     busy = await queue.get()
     other = await queue.get()
     assert (busy.chat_id, other.chat_id) == (1, 2)
@@ -48,10 +42,8 @@ async def test_a_busy_chat_does_not_hold_up_other_chats() -> None:
 
 async def test_put_waits_while_maxsize_events_are_unfinished() -> None:
     """A full queue makes put wait until an event is done (in-progress events count)."""
-    queue = ChatQueue(2)
-    await queue.put(event(1, chat_id=1))
-    await queue.put(event(2, chat_id=2))
-    blocked = asyncio.create_task(queue.put(event(3, chat_id=3)))
+    queue = await queue_holding(2, make_event(1, chat_id=1), make_event(2, chat_id=2))
+    blocked = asyncio.create_task(queue.put(make_event(3, chat_id=3)))
     taken = await queue.get()
     await asyncio.sleep(0)
     assert not blocked.done()  # taken but not done still counts
@@ -62,10 +54,9 @@ async def test_put_waits_while_maxsize_events_are_unfinished() -> None:
 
 async def test_join_waits_for_all_and_unfinished_lists_them() -> None:
     """join returns once every event is done; unfinished lists in-progress and waiting events."""
-    queue = ChatQueue(10)
-    await queue.put(event(5, chat_id=1))
-    await queue.put(event(4, chat_id=2))
-    await queue.put(event(6, chat_id=1))
+    queue = await queue_holding(
+        10, make_event(5, chat_id=1), make_event(4, chat_id=2), make_event(6, chat_id=1)
+    )
     taken = await queue.get()
     assert [e.update_id for e in queue.unfinished()] == [4, 5, 6]
     joined = asyncio.create_task(queue.join())
@@ -80,9 +71,7 @@ async def test_join_waits_for_all_and_unfinished_lists_them() -> None:
 
 async def test_task_done_for_an_event_not_in_progress_is_refused() -> None:
     """Marking the wrong event done is a bug and says so."""
-    queue = ChatQueue(10)
-    await queue.put(event(1, chat_id=1))
-    await queue.put(event(2, chat_id=1))
+    queue = await queue_holding(10, make_event(1, chat_id=1), make_event(2, chat_id=1))
     await queue.get()
     with pytest.raises(ValueError, match="not the one in progress"):
-        queue.task_done(event(2, chat_id=1))
+        queue.task_done(make_event(2, chat_id=1))

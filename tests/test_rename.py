@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes import updates
 from tests.fakes.telegram import Call, FakeTelegram
+from tests.helpers import button_data, buttons, greet, object_body, object_keys, read_object
 
 pytestmark = pytest.mark.usefixtures("bot")
 
@@ -24,29 +25,17 @@ async def save(telegram: FakeTelegram, chat_id: int, content: bytes, name: str) 
     )
 
 
-def buttons(call: Call) -> dict[str, str]:
-    """Button text → callback data of a message's inline keyboard."""
-    markup = call.params.get("reply_markup") or {}
-    return {b["text"]: b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row}
-
-
-def data_of(call: Call, word: str) -> str:
-    return next(data for text, data in buttons(call).items() if word in text)
-
-
 async def press(telegram: FakeTelegram, chat_id: int, call: Call, word: str) -> None:
     """Press the button whose text contains ``word`` (the message id does not matter to the bot)."""
-    telegram.add_update(updates.callback_query(chat_id, 1, data_of(call, word)))
+    telegram.add_update(updates.callback_query(chat_id, 1, button_data(call, word)))
 
 
-async def keys(s3: Any, bucket: str) -> list[str]:
-    return sorted(o["Key"] for o in (await s3.list_objects_v2(Bucket=bucket)).get("Contents", []))
-
-
-async def greet(telegram: FakeTelegram, *chats: int) -> None:
-    for chat in chats:
-        telegram.add_update(updates.message(chat, text="/start"))
-        await telegram.wait_for_text(chat, "[greeting]")
+async def ask_new_name(telegram: FakeTelegram, chat_id: int, content: bytes, name: str) -> Call:
+    """Save a document, press its Rename button and wait for the question; return the saved reply."""
+    saved = await save(telegram, chat_id, content, name)
+    await press(telegram, chat_id, saved, "Rename")
+    await telegram.wait_for_text(chat_id, "Send the new name")
+    return saved
 
 
 async def test_saved_files_offer_rename_and_the_next_text_is_the_new_name(
@@ -62,10 +51,9 @@ async def test_saved_files_offer_rename_and_the_next_text_is_the_new_name(
     telegram.add_update(updates.message(1, text="Итоговый отчёт (v2).txt"))
     texts = await telegram.wait_for_text(1, "[document has been renamed]")
     assert "Итоговый отчёт (v2).txt" in texts[-1].splitlines()
-    assert await keys(s3, bucket) == ["Итоговый отчёт (v2).txt"]
-    moved = await s3.get_object(Bucket=bucket, Key="Итоговый отчёт (v2).txt")
-    async with moved["Body"] as stream:
-        assert await stream.read() == b"contents"
+    assert await object_keys(s3, bucket) == ["Итоговый отчёт (v2).txt"]
+    data, moved = await read_object(s3, bucket, "Итоговый отчёт (v2).txt")
+    assert data == b"contents"
     assert moved["ContentType"] == "text/plain"
     assert moved["Metadata"]["user-id"] == "1"
     assert unquote(moved["ContentDisposition"].split("UTF-8''")[1]) == "Итоговый отчёт (v2).txt"
@@ -77,64 +65,54 @@ async def test_an_existing_name_is_never_overwritten(telegram: FakeTelegram, s3:
     """Renaming onto a key that exists is refused with [document has not been renamed]; both stay."""
     await greet(telegram, 2)
     await save(telegram, 2, b"one", "one.txt")
-    saved = await save(telegram, 2, b"two", "two.txt")
-    await press(telegram, 2, saved, "Rename")
-    await telegram.wait_for_text(2, "Send the new name")
+    await ask_new_name(telegram, 2, b"two", "two.txt")
     telegram.add_update(updates.message(2, text="one.txt"))
     texts = await telegram.wait_for_text(2, "[document has not been renamed]")
     assert "already exists" in texts[-1]
-    assert await keys(s3, bucket) == ["one.txt", "two.txt"]
-    one = await s3.get_object(Bucket=bucket, Key="one.txt")
-    async with one["Body"] as stream:
-        assert await stream.read() == b"one"
+    assert await object_keys(s3, bucket) == ["one.txt", "two.txt"]
+    assert await object_body(s3, bucket, "one.txt") == b"one"
 
 
 async def test_unsafe_new_names_are_made_safe(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """The new name follows the upload rule: no nesting, no escaping the bucket root."""
     await greet(telegram, 3)
-    saved = await save(telegram, 3, b"x", "plain.txt")
-    await press(telegram, 3, saved, "Rename")
-    await telegram.wait_for_text(3, "Send the new name")
+    await ask_new_name(telegram, 3, b"x", "plain.txt")
     telegram.add_update(updates.message(3, text="../secret/plan.txt"))
     await telegram.wait_for_text(3, "[document has been renamed]")
-    assert await keys(s3, bucket) == ["secret_plan.txt"]
+    assert await object_keys(s3, bucket) == ["secret_plan.txt"]
 
 
 async def test_cancel_ends_the_dialog(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """/cancel closes the question: the file keeps its name and the next text is a normal message."""
     await greet(telegram, 4)
-    saved = await save(telegram, 4, b"x", "keep.txt")
-    await press(telegram, 4, saved, "Rename")
-    await telegram.wait_for_text(4, "Send the new name")
+    await ask_new_name(telegram, 4, b"x", "keep.txt")
     telegram.add_updates([updates.message(4, text="/cancel"), updates.message(4, text="new.txt")])
     texts = await telegram.wait_for_text(4, "[document is required]")
     assert "Cancelled" in texts[-2]
-    assert await keys(s3, bucket) == ["keep.txt"]
+    assert await object_keys(s3, bucket) == ["keep.txt"]
 
 
 async def test_another_users_button_is_refused(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """A forged press of someone else's Rename button is refused and opens no dialog."""
     await greet(telegram, 5, 6)
     saved = await save(telegram, 5, b"x", "mine.txt")
-    telegram.add_update(updates.callback_query(6, 1, data_of(saved, "Rename"), user_id=6))
+    telegram.add_update(updates.callback_query(6, 1, button_data(saved, "Rename"), user_id=6))
     texts = await telegram.wait_for_text(6, "[document has not been renamed]")
     assert "only the files you saved" in texts[-1]
     telegram.add_update(updates.message(6, text="stolen.txt"))
     await telegram.wait_for_text(6, "[document is required]")
-    assert await keys(s3, bucket) == ["mine.txt"]
+    assert await object_keys(s3, bucket) == ["mine.txt"]
 
 
 async def test_a_stale_button_gets_a_clear_answer(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
     """A Rename for a file deleted from the bucket meanwhile is answered, not crashed on."""
     await greet(telegram, 7)
-    saved = await save(telegram, 7, b"x", "vanishing.txt")
-    await press(telegram, 7, saved, "Rename")
-    await telegram.wait_for_text(7, "Send the new name")
+    saved = await ask_new_name(telegram, 7, b"x", "vanishing.txt")
     await s3.delete_object(Bucket=bucket, Key="vanishing.txt")
     telegram.add_update(updates.message(7, text="whatever.txt"))
     texts = await telegram.wait_for_text(7, "[document has not been renamed]")
     assert "no longer in the bucket" in texts[-1]
-    assert await keys(s3, bucket) == []
+    assert await object_keys(s3, bucket) == []
     await press(telegram, 7, saved, "Rename")  # the index forgot it too
     texts = await telegram.wait_for_text(7, "[document has not been renamed]", count=2)
     assert "no longer known" in texts[-1]

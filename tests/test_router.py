@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from tests.helpers import make_event
 from tgs3bot.context import Context, Policy
 from tgs3bot.events import Document, Event, EventKind
 from tgs3bot.interfaces import Dialog
@@ -15,26 +14,26 @@ from tgs3bot.state import MemoryState
 DOC = Document(file_id="f", file_unique_id="u", file_name="a.pdf", mime_type=None, file_size=1)
 
 
-def message(*, chat: int = 1, user: int = 1, private: bool = True, **fields: Any) -> Event:
-    return Event(
-        update_id=1,
-        kind=EventKind.MESSAGE,
-        chat_id=chat,
-        user_id=user,
-        private=private,
-        message_id=1,
-        **fields,
-    )
+def message(
+    *,
+    chat: int = 1,
+    user: int = 1,
+    private: bool = True,
+    text: str | None = None,
+    document: Document | None = None,
+) -> Event:
+    """Update 1: message 1 from ``user`` in ``chat``, with only the text or document given."""
+    return make_event(1, chat_id=chat, user_id=user, private=private, text=text, document=document)
 
 
 def press(data: str, *, chat: int = 1, user: int = 1) -> Event:
-    return Event(
-        update_id=1,
-        kind=EventKind.CALLBACK,
+    """Update 1: ``user`` pressed a button under message 1 in ``chat``, sending ``data``."""
+    return make_event(
+        1,
         chat_id=chat,
         user_id=user,
-        private=True,
-        message_id=1,
+        kind=EventKind.CALLBACK,
+        text=None,
         callback_id="cb",
         callback_data=data,
     )
