@@ -102,7 +102,7 @@ async def test_stop_drains_the_queue_then_confirms_the_offset(
 ) -> None:
     """On stop, queued updates are answered, then one getUpdates(timeout=0) confirms them; exit 0."""
     hold = asyncio.Event()
-    doc = telegram.add_file(os.urandom(50_000), file_name="drain.bin", hold=hold)
+    doc = telegram.add_file(os.urandom(200_000), file_name="drain.bin", hold=hold)  # > one 64 KiB chunk
     ids = telegram.add_updates(
         [updates.message(3, document=doc)] + [updates.message(c, text="/start") for c in (4, 5, 6)]
     )

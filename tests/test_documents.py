@@ -198,7 +198,8 @@ async def test_one_busy_chat_does_not_hold_up_the_others(telegram: FakeTelegram)
     """A chat sending a dozen stalled files occupies one worker; other chats are answered meanwhile."""
     await greet(telegram, 17)
     hold = asyncio.Event()
-    docs = [telegram.add_file(b"z" * 1000, file_name=f"stalled-{n}.bin", hold=hold) for n in range(12)]
+    # Bigger than the fake's first chunk (64 KiB), so the hold really stalls each download midway.
+    docs = [telegram.add_file(b"z" * 100_000, file_name=f"stalled-{n}.bin", hold=hold) for n in range(12)]
     telegram.add_updates([updates.message(17, document=d) for d in docs])
     await telegram.wait_download_started(docs[0]["file_id"])
     telegram.add_updates([updates.message(chat, text="/start") for chat in (18, 19, 20, 21, 22)])
