@@ -63,6 +63,7 @@ MARK_HANDLED_SQL = "INSERT INTO handled (update_id, at) VALUES (?, ?) ON CONFLIC
 MARK_FLUSH_INTERVAL_S = 0.5
 MARK_FLUSH_BATCH = 500
 RECENT_HANDLED_LIMIT = 100_000  # ids kept in memory; older ones are looked up on disk
+CHAT_CACHE_LIMIT = 100_000  # chats whose greeting and dialog are remembered in memory
 
 # The two listing queries, public so tests can check that their plans use the indexes above.
 LIST_OWNER_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
@@ -178,10 +179,11 @@ class SqliteState:
     One connection, and one lock around each operation: the workers share the connection, and
     without the lock one task's commit could land in the middle of another's transaction.
 
-    The two checks made for every update stay off the disk in the common case (measured: three
+    The checks made for every update stay off the disk in the common case (measured: three
     queries per update cost ~0.65 ms, more than the rest of a text reply):
 
     - greeted chats are cached once seen (a chat never becomes ungreeted);
+    - dialogs are cached per chat once read, and written through (only this process writes them);
     - handled ids are remembered in memory for this run, and an id above the highest one on disk
       at start cannot have been handled before (Telegram's update ids only grow), so only an old
       id asks the database. New marks are written in batches, every ``MARK_FLUSH_INTERVAL_S`` or
@@ -195,6 +197,7 @@ class SqliteState:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._greeted: set[int] = set()
+        self._dialogs: dict[int, Dialog | None] = {}  # written through; None: known to have none
         self._recent: dict[int, None] = {}  # ids handled in this run, oldest first (bounded)
         self._unknown_above = 0  # ids above this were never handled before this run
         self._pending_marks: list[tuple[int, float]] = []
@@ -278,6 +281,7 @@ class SqliteState:
             return True
         found = await self._fetchone("SELECT 1 FROM greeted WHERE chat_id = ?", (chat_id,)) is not None
         if found:
+            _bound(self._greeted)
             self._greeted.add(chat_id)
         return found
 
@@ -307,19 +311,26 @@ class SqliteState:
 
     async def get_dialog(self, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
+        if chat_id in self._dialogs:
+            return self._dialogs[chat_id]
         sql = "SELECT kind, file_id, started_at FROM dialogs WHERE chat_id = ?"
         row = await self._fetchone(sql, (chat_id,))
-        return None if row is None else Dialog(str(row[0]), int(row[1]), float(row[2]))
+        dialog = None if row is None else Dialog(str(row[0]), int(row[1]), float(row[2]))
+        _bound(self._dialogs)
+        self._dialogs[chat_id] = dialog
+        return dialog
 
     async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
+        self._dialogs.pop(chat_id, None)  # if the write fails, the next read asks the disk
         if dialog is None:
             await self._write("DELETE FROM dialogs WHERE chat_id = ?", (chat_id,))
-            return
-        sql = """INSERT INTO dialogs (chat_id, kind, file_id, started_at) VALUES (?, ?, ?, ?)
-            ON CONFLICT (chat_id) DO UPDATE SET
-            kind = excluded.kind, file_id = excluded.file_id, started_at = excluded.started_at"""
-        await self._write(sql, (chat_id, dialog.kind, dialog.file_id, dialog.started_at))
+        else:
+            sql = """INSERT INTO dialogs (chat_id, kind, file_id, started_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (chat_id) DO UPDATE SET
+                kind = excluded.kind, file_id = excluded.file_id, started_at = excluded.started_at"""
+            await self._write(sql, (chat_id, dialog.kind, dialog.file_id, dialog.started_at))
+        self._dialogs[chat_id] = dialog
 
     async def record_file(
         self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
@@ -360,6 +371,12 @@ class SqliteState:
             rows = await db.execute_fetchall(page_sql, (*params, limit, offset))
             counts = list(await db.execute_fetchall(count_sql, params))
         return [_saved_file(row) for row in rows], int(counts[0][0])
+
+
+def _bound(cache: set[int] | dict[int, Dialog | None]) -> None:
+    """Keep a per-chat cache from growing without end: past the limit it starts over (from disk)."""
+    if len(cache) >= CHAT_CACHE_LIMIT:
+        cache.clear()
 
 
 async def _configure(db: aiosqlite.Connection) -> None:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import aiohttp
+import orjson
 import structlog
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -148,7 +149,10 @@ class TelegramPlatform:
         backoff: BackoffConfig | None = None,
     ) -> None:
         self._session = session = AiohttpSession(
-            api=TelegramAPIServer.from_base(api_url, is_local=local_files is not None), proxy=proxy
+            api=TelegramAPIServer.from_base(api_url, is_local=local_files is not None),
+            proxy=proxy,
+            json_loads=orjson.loads,  # parsing getUpdates batches is a hot path; orjson is ~3x faster
+            json_dumps=_orjson_dumps,
         )
         try:
             self._bot = Bot(token, session=session)
@@ -280,6 +284,10 @@ class TelegramPlatform:
         if isinstance(error, RetryAfter):
             return min(error.retry_after_s, self._backoff.max_retry_after_s)
         return self._backoff.delay_s(attempt - 1, random.random())  # noqa: S311 (jitter, not crypto)
+
+
+def _orjson_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _markup(buttons: Keyboard | None) -> InlineKeyboardMarkup | None:
