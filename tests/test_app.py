@@ -12,7 +12,9 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import no_multipart_uploads
+from tgs3bot.app import App
 from tgs3bot.errors import FatalPollingError, StartupError
+from tgs3bot.events import Event
 
 MiB = 1024 * 1024
 
@@ -133,3 +135,34 @@ async def test_stop_timeout_aborts_transfers_tells_users_and_exits_non_zero(
     assert (await s3.list_objects_v2(Bucket=bucket)).get("Contents") is None
     assert await no_multipart_uploads(s3, bucket)
     assert telegram.files[queued["file_id"]].downloads_started == 0
+
+
+class LostQueue:
+    """A queue backend that breaks: workers fail to take updates from it."""
+
+    async def put(self, event: Event) -> None:
+        """Accept the update (and lose it)."""
+
+    async def get(self) -> Event:
+        """Fail, as a queue backend whose connection is gone would."""
+        raise RuntimeError("queue backend lost")
+
+    def task_done(self, event: Event) -> None:
+        """Nothing to finish."""
+
+    async def join(self) -> None:
+        """Nothing to wait for."""
+
+    def unfinished(self) -> list[Event]:
+        """Nothing in progress."""
+        return []
+
+
+async def test_a_dead_worker_ends_the_bot_instead_of_idling(
+    telegram: FakeTelegram, settings_for: Any
+) -> None:
+    """When a worker dies, the bot stops polling and ends with the error (the CLI exits 1)."""
+    app = App(settings_for(), queue=LostQueue())
+    with pytest.raises(RuntimeError, match="queue backend lost"):
+        await asyncio.wait_for(app.run(), 15)
+    await telegram.wait_polls_idle()  # the poller was cancelled too

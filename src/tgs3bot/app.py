@@ -54,11 +54,13 @@ class App:
         *,
         backoff: BackoffConfig | None = None,
         state: StateStore | None = None,
+        queue: UpdateQueue | None = None,
         poll_timeout_s: int = POLL_TIMEOUT_S,
     ) -> None:
         self.settings = settings
         self.backoff = backoff or BackoffConfig()
         self.state = state  # None: the SQLite file at settings.state_path
+        self.queue = queue  # None: the in-process ChatQueue of settings.queue_size
         self.poll_timeout_s = poll_timeout_s
         self.stop_requested = asyncio.Event()
 
@@ -87,7 +89,7 @@ class App:
             await _register_commands(platform)
             policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
             ctx = Context(platform=platform, storage=storage, state=state, policy=policy)
-            queue = ChatQueue(s.queue_size)
+            queue = self.queue or ChatQueue(s.queue_size)
             poller = Poller(platform, queue, backoff=self.backoff, poll_timeout_s=self.poll_timeout_s)
             worker = Worker(queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
             stack.callback(self._remove_signal_handlers)
