@@ -1,1 +1,1 @@
-"""Benchmarks: run from the repository root (``python -m bench.<name>``); not part of the test suite."""
+"""Benchmarks (not part of the test suite): ``python -m bench`` from the repository root; see README.md."""

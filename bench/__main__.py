@@ -1,0 +1,137 @@
+"""``python -m bench``: the benchmark suite (not part of the tests' pass/fail). See bench/README.md.
+
+Run from the repository root with the project's virtualenv:
+
+    python -m bench                  # everything, ~5 min on 2 cores
+    python -m bench --quick          # fewer rounds, no profile, ~2 min
+    python -m bench --only text docs # some of: text docs memory scaling profile
+    python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~11 min
+
+Each benchmark hosts moto's S3 server and a fresh fake Bot API per run in this process, starts
+every contestant as its own process, and prints Markdown tables with the figures and the ratios
+measured in this run. Timings on a shared machine are noisy: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import documents, memory, profiling, scaling, text, variants
+from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
+
+BENCHMARKS = ("text", "docs", "memory", "scaling", "profile")
+# What-if variants (patched at start-up, src/ untouched) shown with --variants.
+TEXT_VARIANTS = ("memstate", "keepgenerics", "slimreply", "uvloop", "keepgenerics,slimreply,uvloop")
+DOC_VARIANTS = ("keepgenerics", "presized", "nohead", "mallopt", "keepgenerics,presized,nohead")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no profile")
+    parser.add_argument("--rounds", type=int, help="rounds of the text and document pipelines")
+    parser.add_argument("--variants", action="store_true", help="also run tgs3bot's what-if variants")
+    return parser.parse_args(argv)
+
+
+def _variants(names: tuple[str, ...]) -> dict[str, ContestantFactory]:
+    usable = [n for n in names if all(variants.available(part) for part in n.split(","))]
+    return {f"tgs3bot+{n}": tgs3bot(n) for n in usable}
+
+
+def header(argv: list[str]) -> str:
+    """The command line and the machine, as a table."""
+    rows = [
+        ("command", "python -m bench " + shlex.join(argv)),
+        ("tgs3bot", src_version()),
+        *machine().items(),
+    ]
+    return table(("", ""), rows)
+
+
+async def run_text(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    rounds = args.rounds or (2 if args.quick else 5)
+    print(f"\n## 1. Text pipeline: 400 chats x 10 texts, {rounds} rounds alternating the contestants\n")
+    extra = _variants(TEXT_VARIANTS) if args.variants else None
+    results = await text.run(s3, workdir, rounds=rounds, extra=extra)
+    print()
+    print(text.report(results))
+    print()
+    print(text.verdict(results))
+
+
+async def run_docs(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    rounds = args.rounds or (3 if args.quick else 5)
+    print(f"\n## 2. Document pipeline: 20 chats x 4 MiB at once, {rounds} rounds alternating\n")
+    extra = _variants(DOC_VARIANTS) if args.variants else None
+    results = await documents.run(s3, workdir, rounds=rounds, extra=extra)
+    print()
+    print(documents.report(results))
+
+
+async def run_memory(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    print("\n## 3. Memory: idle and peak RSS of the bot process\n")
+    results = [await memory.local_file(s3, workdir, 300), await memory.http_documents(s3, workdir, 4, 20)]
+    if args.variants:
+        results.append(await memory.local_file(s3, workdir, 300, tgs3bot("mallopt"), "tgs3bot+mallopt"))
+    print(memory.report(results))
+
+
+async def run_scaling(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    rounds = 1 if args.quick else 2
+    print(f"\n## 4. Scaling: 16 chats x 4 MiB at once, by TGS3BOT_CONCURRENT_WORKERS ({rounds} round(s))\n")
+    points = await scaling.run(s3, workdir, rounds=rounds)
+    print()
+    print(scaling.report(points))
+
+
+async def run_profile(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    print("\n## Profile: where tgs3bot's time goes (py-spy, the timed window only)\n")
+    if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
+        print("py-spy is not installed (`pip install py-spy`): skipped")
+        return
+    for name, load in (
+        ("text pipeline", profiling.TextWorkload()),
+        ("documents", profiling.DocumentWorkload()),
+    ):
+        profile = await profiling.record(tgs3bot(), s3, workdir, load)
+        print(profiling.report(profile, f"tgs3bot, {name}"))
+        print()
+
+
+RUNNERS = {
+    "text": run_text,
+    "docs": run_docs,
+    "memory": run_memory,
+    "scaling": run_scaling,
+    "profile": run_profile,
+}
+
+
+async def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    chosen = args.only or [b for b in BENCHMARKS if not (args.quick and b == "profile")]
+    print("# tgs3bot benchmarks\n")
+    print(header(argv))
+    version = src_version()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tgs3bot-bench-") as tmp:
+        async with moto_s3() as s3:
+            for name in chosen:
+                await RUNNERS[name](s3, Path(tmp), args)
+    print(f"\nTotal: {time.monotonic() - started:.0f} s")
+    if src_version() != version:
+        print(
+            f"WARNING: src/ changed during the run ({version} -> {src_version()}): figures may mix versions"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
