@@ -85,7 +85,8 @@ class App:
                 S3Storage(s.s3_bucket, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
             )
             await storage.check_bucket()
-            state = await _open_state(stack, self.state, s.state_path)
+            # SqliteState raises StartupError itself when the file cannot be opened.
+            state = await stack.enter_async_context(self.state or SqliteState(s.state_path))
             await _register_commands(platform)
             policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
             ctx = Context(platform=platform, storage=storage, state=state, policy=policy)
@@ -174,11 +175,6 @@ def _local_files(settings: Settings) -> LocalFiles | None:
         return None
     server_dir = PurePosixPath(settings.telegram_local_server_dir)
     return LocalFiles(server_dir=server_dir, bot_dir=settings.telegram_local_dir or Path(server_dir))
-
-
-async def _open_state(stack: AsyncExitStack, given: StateStore | None, path: Path) -> StateStore:
-    """The given state store, or the SQLite file at ``path`` (which raises ``StartupError``)."""
-    return await stack.enter_async_context(given or SqliteState(path))
 
 
 async def _register_commands(platform: Platform) -> None:
