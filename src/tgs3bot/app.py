@@ -82,7 +82,12 @@ class App:
             stack.push_async_callback(platform.close)
             await platform.start()
             storage = await stack.enter_async_context(
-                S3Storage(s.s3_bucket, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
+                S3Storage(
+                    s.s3_bucket,
+                    endpoint_url=s.s3_endpoint_url,
+                    region=s.s3_region,
+                    conditional_writes=s.s3_conditional_writes,
+                )
             )
             await storage.check_bucket()
             # SqliteState raises StartupError itself when the file cannot be opened.

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     s3_bucket: str = Field(min_length=1, description="bucket the documents are saved into")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, any S3)")
     s3_region: str | None = Field(None, description="S3 region (default: the AWS chain)")
+    s3_conditional_writes: bool = Field(
+        True,
+        description="put files under 8 MiB with If-None-Match: * (one request, not a name check and a put); "
+        "false for an S3-compatible store without conditional writes",
+    )
     concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
     queue_size: int = Field(100, ge=1, description="updates taken from Telegram and not yet handled")
     allowed_users: Annotated[frozenset[int], NoDecode] = Field(

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, Self
@@ -174,6 +174,18 @@ class ObjectInfo:
     metadata: Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What a save wrote: its size, and whether it replaced an object under the same key."""
+
+    size: int
+    replaced: bool
+
+
+ReplaceCheck = Callable[[StoredObject], None]
+"""Called with the object already under a key being saved; raises ``TransferError`` to keep it."""
+
+
 class ObjectStore(Protocol):
     """The bucket, as the document handlers use it."""
 
@@ -186,7 +198,16 @@ class ObjectStore(Protocol):
         ...
 
     async def save(
-        self, key: str, chunks: AsyncIterator[bytes], info: ObjectInfo, expected_size: int | None
-    ) -> int:
-        """Stream ``chunks`` into ``key``; return the byte count. Leaves nothing behind on failure."""
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        info: ObjectInfo,
+        expected_size: int | None,
+        *,
+        may_replace: ReplaceCheck,
+    ) -> SaveResult:
+        """Stream ``chunks`` into ``key``; leaves nothing behind on failure.
+
+        If ``key`` is taken, ``may_replace`` is called with the object there and may refuse.
+        """
         ...

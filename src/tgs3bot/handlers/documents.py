@@ -18,7 +18,7 @@ from tgs3bot.context import Context
 from tgs3bot.errors import FileUnavailable, TransferError
 from tgs3bot.events import Button, Document, Event, Keyboard
 from tgs3bot.filenames import SafeName, content_disposition, safe_key
-from tgs3bot.interfaces import ObjectInfo
+from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, StoredObject
 from tgs3bot.progress import TransferMeter, reporting
 from tgs3bot.utils import human_size
 
@@ -111,29 +111,34 @@ async def _save(ctx: Context, event: Event, document: Document, key: str) -> Sav
             f"the file is {human_size(document.file_size)}, and Telegram lets bots download "
             f"at most {human_size(limit)}"
         )
-    async with ctx.key_locks.hold(key):
-        existing = await ctx.storage.head(key)
-        if (
-            existing is not None
-            and ctx.policy.open_bot
-            and existing.metadata.get(OWNER_KEY) != str(event.user_id)
-        ):
+    info = ObjectInfo(
+        content_type=document.mime_type or "application/octet-stream",
+        content_disposition=content_disposition(key),
+        metadata={
+            OWNER_KEY: str(event.user_id),
+            "chat-id": str(event.chat_id),
+            "file-unique-id": document.file_unique_id,
+        },
+    )
+    meter = TransferMeter(document.file_size)
+    async with (
+        ctx.key_locks.hold(key),
+        ctx.platform.open_file(document) as chunks,
+        reporting(ctx.platform, event.chat_id, key, meter),
+    ):
+        result = await ctx.storage.save(
+            key, meter.count(chunks), info, document.file_size, may_replace=_owner_rule(ctx, event, key)
+        )
+    return Saved(key=key, size=result.size, replaced=result.replaced)
+
+
+def _owner_rule(ctx: Context, event: Event, key: str) -> ReplaceCheck:
+    """In an open bot a name belongs to whoever saved it first; in a closed one the team shares names."""
+
+    def may_replace(existing: StoredObject) -> None:
+        if ctx.policy.open_bot and existing.metadata.get(OWNER_KEY) != str(event.user_id):
             raise TransferError(
                 f"the name «{key}» is taken by a file someone else saved; rename your file and send it again"
             )
-        info = ObjectInfo(
-            content_type=document.mime_type or "application/octet-stream",
-            content_disposition=content_disposition(key),
-            metadata={
-                OWNER_KEY: str(event.user_id),
-                "chat-id": str(event.chat_id),
-                "file-unique-id": document.file_unique_id,
-            },
-        )
-        meter = TransferMeter(document.file_size)
-        async with (
-            ctx.platform.open_file(document) as chunks,
-            reporting(ctx.platform, event.chat_id, key, meter),
-        ):
-            size = await ctx.storage.save(key, meter.count(chunks), info, document.file_size)
-    return Saved(key=key, size=size, replaced=existing is not None)
+
+    return may_replace
