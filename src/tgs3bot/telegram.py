@@ -10,13 +10,12 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import aiohttp
 import orjson
 import structlog
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -36,24 +35,18 @@ from aiogram.methods import (
     EditMessageText,
     GetFile,
     GetMe,
-    GetUpdates,
-    SendMessage,
     SetMyCommands,
     TelegramMethod,
 )
-from aiogram.methods.base import Response
 from aiogram.types import (
     BotCommand,
-    File,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    Message,
     ReplyParameters,
-    Update,
-    User,
 )
 from aiogram.utils.token import TokenValidationError
 
+from tgs3bot.botapi import FetchUpdates, JsonSession, SendText, UpdateRef
 from tgs3bot.config import BackoffConfig
 from tgs3bot.errors import (
     Conflict,
@@ -81,12 +74,6 @@ STARTUP_CALL_TIMEOUT_S = 8  # the token check must fail within 10 s in all
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
 
 
-# aiogram's check_response builds Response[T] for every answer; pydantic caches that class only
-# weakly, so after a garbage collection it is built again (measured: ~8 % of the event loop on a
-# text-heavy load). Holding the classes the bot uses keeps the cache warm.
-_RESPONSE_TYPES = tuple(Response[t] for t in (Message, list[Update], bool, User, File))  # type: ignore[valid-type]
-
-
 def translate(exc: Exception) -> PlatformError:
     """Map an aiogram exception onto the bot's own error tree."""
     text = str(exc)
@@ -108,7 +95,7 @@ def translate(exc: Exception) -> PlatformError:
     return PlatformError(text)
 
 
-def to_event(update: Update) -> Event | None:
+def to_event(update: UpdateRef) -> Event | None:
     """The bot's view of an update, or None for kinds the bot does not handle."""
     if (message := update.message) is not None:
         document = message.document
@@ -157,7 +144,7 @@ class TelegramPlatform:
         proxy: str | None = None,
         backoff: BackoffConfig | None = None,
     ) -> None:
-        self._session = session = AiohttpSession(
+        self._session = session = JsonSession(
             api=TelegramAPIServer.from_base(api_url, is_local=local_files is not None),
             proxy=proxy,
             json_loads=orjson.loads,  # parsing getUpdates batches is a hot path; orjson is ~3x faster
@@ -189,11 +176,12 @@ class TelegramPlatform:
 
     async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
         """One long poll; errors are raised translated, never retried here (the poller decides)."""
-        method = GetUpdates(offset=offset, timeout=timeout_s, allowed_updates=ALLOWED_UPDATES)
+        method = FetchUpdates(offset=offset, timeout=timeout_s, allowed_updates=ALLOWED_UPDATES)
         try:
-            updates = await self._bot(method, request_timeout=timeout_s + POLL_REQUEST_MARGIN_S)
+            answer = await self._bot(method, request_timeout=timeout_s + POLL_REQUEST_MARGIN_S)
         except (TelegramAPIError, ClientDecodeError) as exc:
             raise translate(exc) from exc
+        updates = cast(list[UpdateRef], answer)  # FetchUpdates parses into UpdateRef (see botapi)
         next_offset = updates[-1].update_id + 1 if updates else None
         events = tuple(e for e in map(to_event, updates) if e is not None)
         return UpdateBatch(events=events, next_offset=next_offset)
@@ -203,11 +191,9 @@ class TelegramPlatform:
     ) -> int | None:
         """Send a message; None if Telegram refuses it for good (blocked, chat not found)."""
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-        method = SendMessage(
-            chat_id=chat_id, text=text, reply_parameters=reply, reply_markup=_markup(buttons)
-        )
+        method = SendText(chat_id=chat_id, text=text, reply_parameters=reply, reply_markup=_markup(buttons))
         try:
-            message: Message = await self._call(method)
+            message = await self._call(method)
         except Undeliverable as exc:
             log.warning("reply_dropped", chat_id=chat_id, reason=str(exc))
             return None

@@ -283,9 +283,9 @@ class FakeTelegram:
 
     # -- HTTP ----------------------------------------------------------------------------------
 
-    def _record(self, method: str, params: dict[str, Any], status: int) -> None:
+    def _record(self, method: str, params: dict[str, Any], status: int, content_type: str) -> None:
         """Record a call and wake everyone waiting on the fake."""
-        self.calls.append(Call(method, params, time.monotonic(), int(status)))
+        self.calls.append(Call(method, params, time.monotonic(), int(status), content_type))
         self._signal.fire()
 
     def _take_fault(self, method: str) -> Fault | None:
@@ -304,24 +304,25 @@ class FakeTelegram:
         """Route ``/bot{token}/{method}``."""
         method = request.match_info["method"]
         params = await read_params(request)
+        content_type = request.content_type
         if request.match_info["token"] != self.token:
-            self._record(method, params, HTTPStatus.UNAUTHORIZED)
+            self._record(method, params, HTTPStatus.UNAUTHORIZED, content_type)
             return web.json_response(error_body(401, "Unauthorized"), status=401)
         if (fault := self._take_fault(method)) is not None:
-            self._record(method, params, fault.status)
+            self._record(method, params, fault.status, content_type)
             if fault.html:
                 page = f"<html><body><h1>{fault.status} {fault.description}</h1></body></html>"
                 return web.Response(status=fault.status, text=page, content_type="text/html")
             body = error_body(fault.status, fault.description, fault.retry_after)
             return web.json_response(body, status=fault.status)
         if method.lower() == "getupdates":
-            return await self._get_updates(method, params)
+            return await self._get_updates(method, params, content_type)
         try:
             result = self._dispatch(method.lower(), params)
         except ApiError as exc:
-            self._record(method, params, exc.status)
+            self._record(method, params, exc.status, content_type)
             return web.json_response(error_body(exc.status, exc.description), status=exc.status)
-        self._record(method, params, HTTPStatus.OK)
+        self._record(method, params, HTTPStatus.OK, content_type)
         return web.json_response({"ok": True, "result": result})
 
     def _dispatch(self, name: str, params: dict[str, Any]) -> Any:
@@ -344,16 +345,16 @@ class FakeTelegram:
             return self.results[name]
         raise ApiError(HTTPStatus.NOT_FOUND, "Not Found")
 
-    async def _get_updates(self, method: str, params: dict[str, Any]) -> web.Response:
+    async def _get_updates(self, method: str, params: dict[str, Any], content_type: str) -> web.Response:
         """A real long poll: answer at once if updates are pending, else wait up to ``timeout``."""
         self._polls_in_flight += 1
         self.max_concurrent_polls_seen = max(self.max_concurrent_polls_seen, self._polls_in_flight)
         try:
             if self._polls_in_flight > 1:
-                self._record(method, params, HTTPStatus.CONFLICT)
+                self._record(method, params, HTTPStatus.CONFLICT, content_type)
                 return web.json_response(error_body(409, CONFLICT), status=409)
             self._confirm(int(params.get("offset", 0)))
-            self._record(method, params, HTTPStatus.OK)
+            self._record(method, params, HTTPStatus.OK, content_type)
             limit = min(max(int(params.get("limit", 100)), 1), 100)
             await self._signal.wait_until(lambda: bool(self._updates), float(params.get("timeout", 0)))
             return web.json_response({"ok": True, "result": self._updates[:limit]})

@@ -19,12 +19,13 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class Call:
-    """One Bot API request: method, decoded params, monotonic arrival time, HTTP status answered."""
+    """One Bot API request: method, decoded params, arrival time, HTTP status, Content-Type sent."""
 
     method: str
     params: dict[str, Any]
     at: float
     status: int = 200
+    content_type: str = ""
 
     @property
     def ok(self) -> bool:
@@ -99,11 +100,17 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _as_form_text(value: Any) -> Any:
+    return value if isinstance(value, str | dict | list) else json.dumps(value)
+
+
 async def read_params(request: web.Request) -> dict[str, Any]:
-    """Query, urlencoded, multipart or JSON parameters of a request."""
+    """Query, urlencoded, multipart or JSON parameters of a request, the same whatever the encoding."""
     raw: dict[str, Any] = dict(request.query)
     if request.content_type == "application/json":
-        raw |= await request.json()
+        # As a form would carry them: scalars as their text ("8", "true"), objects decoded below.
+        body = await request.json()
+        raw |= {key: _as_form_text(value) for key, value in body.items()}
     elif request.can_read_body:
         raw |= dict((await request.post()).items())
     return {key: _decode(value) for key, value in raw.items()}
