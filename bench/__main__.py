@@ -28,8 +28,8 @@ from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, 
 
 BENCHMARKS = ("text", "docs", "memory", "scaling", "profile")
 # What-if variants (patched at start-up, src/ untouched) shown with --variants.
-TEXT_VARIANTS = ("memstate", "keepgenerics", "slimreply", "uvloop", "keepgenerics,slimreply,uvloop")
-DOC_VARIANTS = ("keepgenerics", "presized", "nohead", "mallopt", "keepgenerics,presized,nohead")
+TEXT_VARIANTS = ("memstate", "uvloop")
+DOC_VARIANTS = ("uvloop",)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,11 +37,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, no profile")
     parser.add_argument("--rounds", type=int, help="rounds of the text and document pipelines")
-    parser.add_argument("--variants", action="store_true", help="also run tgs3bot's what-if variants")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        metavar="NAME",
+        help="also run tgs3bot's what-if variants (bench/variants.py): these, or the usual ones",
+    )
     return parser.parse_args(argv)
 
 
-def _variants(names: tuple[str, ...]) -> dict[str, ContestantFactory]:
+def _variants(args: argparse.Namespace, usual: tuple[str, ...]) -> dict[str, ContestantFactory] | None:
+    if args.variants is None:
+        return None
+    names = args.variants or usual
     usable = [n for n in names if all(variants.available(part) for part in n.split(","))]
     return {f"tgs3bot+{n}": tgs3bot(n) for n in usable}
 
@@ -59,7 +67,7 @@ def header(argv: list[str]) -> str:
 async def run_text(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
     rounds = args.rounds or (2 if args.quick else 5)
     print(f"\n## 1. Text pipeline: 400 chats x 10 texts, {rounds} rounds alternating the contestants\n")
-    extra = _variants(TEXT_VARIANTS) if args.variants else None
+    extra = _variants(args, TEXT_VARIANTS)
     results = await text.run(s3, workdir, rounds=rounds, extra=extra)
     print()
     print(text.report(results))
@@ -70,7 +78,7 @@ async def run_text(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
 async def run_docs(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
     rounds = args.rounds or (3 if args.quick else 5)
     print(f"\n## 2. Document pipeline: 20 chats x 4 MiB at once, {rounds} rounds alternating\n")
-    extra = _variants(DOC_VARIANTS) if args.variants else None
+    extra = _variants(args, DOC_VARIANTS)
     results = await documents.run(s3, workdir, rounds=rounds, extra=extra)
     print()
     print(documents.report(results))
@@ -79,8 +87,6 @@ async def run_docs(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
 async def run_memory(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
     print("\n## 3. Memory: idle and peak RSS of the bot process\n")
     results = [await memory.local_file(s3, workdir, 300), await memory.http_documents(s3, workdir, 4, 20)]
-    if args.variants:
-        results.append(await memory.local_file(s3, workdir, 300, tgs3bot("mallopt"), "tgs3bot+mallopt"))
     print(memory.report(results))
 
 

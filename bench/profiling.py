@@ -41,7 +41,7 @@ PY_SPY_RATE_HZ = 250
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("aiogram: parse answers (Response[...] model_validate)", ("BaseSession.check_response",)),
     ("  of which pydantic rebuilds Response[T] (weak generic cache)", ("create_generic_submodel",)),
-    ("aiogram: build requests (model_dump, FormData)", ("build_form_data",)),
+    ("aiogram: build requests (model_dump, prepare_value)", ("build_form_data", "prepare_value")),
     ("aiohttp client: request and response", ("ClientSession._request", "ClientResponse.")),
     ("asyncio transports (socket reads, writes)", ("asyncio/selector_events.py",)),
     ("botocore / aiobotocore (S3 calls)", ("_make_api_call",)),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tgs3bot.cli import build_parser
+from tgs3bot.cli import build_parser, loop_factory
 from tgs3bot.config import CLOUD_DOWNLOAD_LIMIT, LOCAL_DOWNLOAD_LIMIT, load_settings
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghijkl"
@@ -33,6 +33,7 @@ def test_defaults_from_the_spec(workdir: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.allowed_users == frozenset()
     assert settings.state_path == Path("tgs3bot-state.sqlite3")
     assert settings.download_limit == CLOUD_DOWNLOAD_LIMIT == 20 * 1024 * 1024
+    assert (settings.event_loop, settings.s3_conditional_writes) == ("uvloop", True)
 
 
 def test_flags_beat_environment_beat_dotenv(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,3 +88,10 @@ def test_secret_token_is_hidden_in_repr(workdir: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("TGS3BOT_S3_BUCKET", "b")
     settings = load_settings(env_file=workdir / ".env")
     assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+
+
+def test_the_event_loop_is_uvloop_unless_asyncio_is_chosen() -> None:
+    import uvloop
+
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    assert loop_factory("asyncio") is None

@@ -106,6 +106,7 @@ class App:
                 bucket=s.s3_bucket,
                 workers=s.concurrent_workers,
                 queue_size=s.queue_size,
+                event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
             )
             return await self._serve(ctx, queue, poller, worker)
         raise AssertionError("unreachable")  # pragma: no cover (mypy cannot see the return above)

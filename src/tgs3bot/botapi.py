@@ -142,7 +142,7 @@ class JsonSession(AiohttpSession):
         timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
     ) -> TelegramType:
         files: dict[str, Any] = {}
-        fields = method.model_dump(warnings=False)
+        fields = method.model_dump(warnings=False, exclude_none=True)
         # aiogram's own value preparation (defaults resolved, None dropped, files collected); nested
         # objects stay objects instead of being JSON-encoded into form fields.
         params = self.prepare_value(fields, bot=bot, files=files, _dumps_json=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -59,6 +59,17 @@ def _settings_error(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(problems)
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop if chosen and installed; None means asyncio's own."""
+    if choice != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows, PyPy)
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tgs3bot`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -76,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tgs3bot.app import App  # deferred: importing aiogram takes seconds; --help should not
 
     try:
-        return asyncio.run(App(settings).run())
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            return runner.run(App(settings).run())
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         return EXIT_STARTUP_ERROR

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         None, description="json or console (default: console on a terminal, else json)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="uvloop (where installed, as it is by default on Linux and macOS) or asyncio's own",
+    )
 
     @field_validator("allowed_users", mode="before")
     @classmethod
