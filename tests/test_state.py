@@ -201,6 +201,15 @@ async def test_sqlite_state_survives_closing_and_reopening(state_path: Path) -> 
         assert (await record(state, "b.pdf")).id == entry.id + 1
 
 
+async def test_sqlite_greeting_still_in_the_write_batch_is_known(state_path: Path) -> None:
+    """A greeting not yet written to the file is still known when the chat is read again from it."""
+    async with SqliteState(state_path) as state:
+        await state.mark_greeted(1)
+        await state.set_dialog(1, Dialog("rename", 1, NOW))  # drops what memory held of chat 1
+        assert await state.is_greeted(1)
+        assert await state.get_dialog(1) == Dialog("rename", 1, NOW)
+
+
 async def test_sqlite_state_prunes_old_handled_ids_at_open(state_path: Path) -> None:
     """Handled ids older than the retention are gone after reopening; recent ones stay."""
     async with SqliteState(state_path, clock=lambda: NOW - HANDLED_RETENTION_S - 60) as state:

@@ -60,6 +60,10 @@ MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 MARK_HANDLED_SQL = "INSERT INTO handled (update_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+MARK_GREETED_SQL = "INSERT INTO greeted (chat_id) VALUES (?) ON CONFLICT DO NOTHING"
+# Whether the chat was greeted, and its dialog: one trip to the disk for a chat not in memory.
+LOAD_CHAT_SQL = """SELECT EXISTS (SELECT 1 FROM greeted WHERE chat_id = ?1), d.kind, d.file_id, d.started_at
+    FROM (SELECT 1) LEFT JOIN dialogs AS d ON d.chat_id = ?1"""
 MARK_FLUSH_INTERVAL_S = 0.5
 MARK_FLUSH_BATCH = 500
 RECENT_HANDLED_LIMIT = 100_000  # ids kept in memory; older ones are looked up on disk
@@ -182,13 +186,15 @@ class SqliteState:
     The checks made for every update stay off the disk in the common case (measured: three
     queries per update cost ~0.65 ms, more than the rest of a text reply):
 
-    - greeted chats are cached once seen (a chat never becomes ungreeted);
-    - dialogs are cached per chat once read, and written through (only this process writes them);
+    - a chat's greeting and dialog are read together, once, and then kept in memory (only this
+      process writes them); dialogs are written through;
     - handled ids are remembered in memory for this run, and an id above the highest one on disk
       at start cannot have been handled before (Telegram's update ids only grow), so only an old
-      id asks the database. New marks are written in batches, every ``MARK_FLUSH_INTERVAL_S`` or
-      ``MARK_FLUSH_BATCH`` marks, and at close: a crash loses at most that last batch, and an
-      update Telegram then sends again is handled again (at least once, never lost).
+      id asks the database.
+    - Marks (handled ids, greeted chats) are written in batches, every ``MARK_FLUSH_INTERVAL_S``
+      or ``MARK_FLUSH_BATCH`` marks, and at close: a crash loses at most that last batch, and an
+      update Telegram then sends again is handled again (at least once, never lost); a chat may
+      be greeted twice.
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -196,11 +202,11 @@ class SqliteState:
         self._clock = clock  # tests pass an old clock to write rows that are due for pruning
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._greeted: set[int] = set()
-        self._dialogs: dict[int, Dialog | None] = {}  # written through; None: known to have none
+        self._chats: dict[int, _Chat] = {}  # bounded by CHAT_CACHE_LIMIT
         self._recent: dict[int, None] = {}  # ids handled in this run, oldest first (bounded)
         self._unknown_above = 0  # ids above this were never handled before this run
         self._pending_marks: list[tuple[int, float]] = []
+        self._pending_greeted: set[int] = set()
         self._flusher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -234,9 +240,8 @@ class SqliteState:
         db, self._db = self._db, None
         if db is not None:
             try:
-                if self._pending_marks:
-                    await db.executemany(MARK_HANDLED_SQL, self._pending_marks)
-                    await db.commit()
+                await self._write_marks(db)
+                await db.commit()
             finally:
                 await db.close()
 
@@ -246,11 +251,22 @@ class SqliteState:
             await self._flush_marks()
 
     async def _flush_marks(self) -> None:
-        if not self._pending_marks:
-            return
-        async with self._transaction() as db:
-            marks, self._pending_marks = self._pending_marks, []
-            await db.executemany(MARK_HANDLED_SQL, marks)
+        if self._pending_marks or self._pending_greeted:
+            async with self._transaction() as db:
+                await self._write_marks(db)
+
+    async def _write_marks(self, db: aiosqlite.Connection) -> None:
+        marks, self._pending_marks = self._pending_marks, []
+        greeted, self._pending_greeted = self._pending_greeted, set()
+        try:
+            if marks:
+                await db.executemany(MARK_HANDLED_SQL, marks)
+            if greeted:
+                await db.executemany(MARK_GREETED_SQL, [(chat_id,) for chat_id in greeted])
+        except BaseException:
+            self._pending_marks[:0] = marks  # kept for the next flush
+            self._pending_greeted |= greeted
+            raise
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -275,20 +291,28 @@ class SqliteState:
         async with self._transaction() as db:
             await db.execute(sql, params)
 
+    async def _chat(self, chat_id: int) -> _Chat:
+        """The chat's greeting and dialog: from memory, or from the disk in one query."""
+        if (chat := self._chats.get(chat_id)) is not None:
+            return chat
+        row = await self._fetchone(LOAD_CHAT_SQL, (chat_id,))
+        assert row is not None  # the LEFT JOIN on one row yields one row
+        greeted, kind, file_id, started_at = row
+        dialog = None if kind is None else Dialog(str(kind), int(file_id), float(started_at))
+        chat = _Chat(greeted=bool(greeted) or chat_id in self._pending_greeted, dialog=dialog)
+        if len(self._chats) >= CHAT_CACHE_LIMIT:
+            self._chats.clear()  # start over from the disk rather than grow without end
+        self._chats[chat_id] = chat
+        return chat
+
     async def is_greeted(self, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
-        if chat_id in self._greeted:
-            return True
-        found = await self._fetchone("SELECT 1 FROM greeted WHERE chat_id = ?", (chat_id,)) is not None
-        if found:
-            _bound(self._greeted)
-            self._greeted.add(chat_id)
-        return found
+        return (await self._chat(chat_id)).greeted
 
     async def mark_greeted(self, chat_id: int) -> None:
-        """Remember that the chat has been greeted."""
-        await self._write("INSERT INTO greeted (chat_id) VALUES (?) ON CONFLICT DO NOTHING", (chat_id,))
-        self._greeted.add(chat_id)
+        """Remember that the chat has been greeted (written with the next batch of marks)."""
+        (await self._chat(chat_id)).greeted = True
+        self._pending_greeted.add(chat_id)
 
     async def is_handled(self, update_id: int) -> bool:
         """Whether the update was handled already (in memory unless the id is an old one)."""
@@ -311,18 +335,11 @@ class SqliteState:
 
     async def get_dialog(self, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
-        if chat_id in self._dialogs:
-            return self._dialogs[chat_id]
-        sql = "SELECT kind, file_id, started_at FROM dialogs WHERE chat_id = ?"
-        row = await self._fetchone(sql, (chat_id,))
-        dialog = None if row is None else Dialog(str(row[0]), int(row[1]), float(row[2]))
-        _bound(self._dialogs)
-        self._dialogs[chat_id] = dialog
-        return dialog
+        return (await self._chat(chat_id)).dialog
 
     async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
-        self._dialogs.pop(chat_id, None)  # if the write fails, the next read asks the disk
+        self._chats.pop(chat_id, None)  # if the write fails, the next read asks the disk
         if dialog is None:
             await self._write("DELETE FROM dialogs WHERE chat_id = ?", (chat_id,))
         else:
@@ -330,7 +347,6 @@ class SqliteState:
                 ON CONFLICT (chat_id) DO UPDATE SET
                 kind = excluded.kind, file_id = excluded.file_id, started_at = excluded.started_at"""
             await self._write(sql, (chat_id, dialog.kind, dialog.file_id, dialog.started_at))
-        self._dialogs[chat_id] = dialog
 
     async def record_file(
         self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
@@ -373,10 +389,12 @@ class SqliteState:
         return [_saved_file(row) for row in rows], int(counts[0][0])
 
 
-def _bound(cache: set[int] | dict[int, Dialog | None]) -> None:
-    """Keep a per-chat cache from growing without end: past the limit it starts over (from disk)."""
-    if len(cache) >= CHAT_CACHE_LIMIT:
-        cache.clear()
+@dataclasses.dataclass(slots=True)
+class _Chat:
+    """What ``SqliteState`` keeps in memory per chat."""
+
+    greeted: bool
+    dialog: Dialog | None
 
 
 async def _configure(db: aiosqlite.Connection) -> None:
