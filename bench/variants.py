@@ -5,7 +5,6 @@ bench never edits ``src/``). Run as ``python bench/variants.py NAME[,NAME…] ru
 key of ``VARIANTS``:
 
 - ``memstate``: ``MemoryState`` instead of the SQLite file (the upper bound of any state fix);
-- ``uvloop``: uvloop's event loop (if installed).
 
 Earlier variants (SQLite reads from memory, batched handled marks, a dialog cache, a level filter
 before structlog's processors, orjson for aiogram's session, kept ``Response[T]`` classes, a slim
@@ -15,7 +14,6 @@ were measured here; what they found is in ``src/`` or in bench/README.md.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,28 +35,9 @@ def _memstate() -> None:
     _state(lambda _path: MemoryState())()
 
 
-def _uvloop() -> None:
-    import uvloop
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 VARIANTS: dict[str, Callable[[], None]] = {
     "memstate": _memstate,
-    "uvloop": _uvloop,
 }
-
-
-def available(name: str) -> bool:
-    """Whether a variant's extra package (uvloop) is installed."""
-    module = {"uvloop": "uvloop"}.get(name)
-    if module is None:
-        return True
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

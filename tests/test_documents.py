@@ -85,7 +85,7 @@ async def test_getfile_too_big_is_explained(telegram: FakeTelegram, s3: Any, buc
     """Without file_size, getFile's "file is too big" becomes a plain-words refusal."""
     await greet(telegram, 5)
     reply = await send_document(telegram, 5, b"x", file_name="nosize.iso", file_size=None, too_big=True)
-    assert "[document has not been saved]" in reply and "bigger than" in reply
+    assert "[document has not been saved]" in reply and "bigger than" in reply and "(20.0 MiB)" in reply
     assert await object_keys(s3, bucket) == []
 
 

@@ -68,6 +68,16 @@ async def test_files_over_2000_mb_are_refused(local_bot: RunningBot, telegram: F
     assert telegram.calls_of("getFile") == []
 
 
+async def test_a_getfile_too_big_refusal_names_the_local_limit(
+    local_bot: RunningBot, telegram: FakeTelegram
+) -> None:
+    """If the local server still says "file is too big", the reason names its limit, not the cloud's."""
+    doc = telegram.add_file(b"x", file_name="nosize.iso", file_size=None, too_big=True)
+    telegram.add_update(updates.message(5, document=doc))
+    texts = await telegram.wait_for_text(5, "[document has not been saved]")
+    assert "bigger than Telegram lets bots download (1.9 GiB)" in texts[-1]
+
+
 async def test_files_up_to_2000_mb_are_not_refused_for_size(
     local_bot: RunningBot, telegram: FakeTelegram, tmp_path: Path, s3: Any, bucket: str
 ) -> None:

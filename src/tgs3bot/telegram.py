@@ -47,7 +47,7 @@ from aiogram.types import (
 from aiogram.utils.token import TokenValidationError
 
 from tgs3bot.botapi import FetchUpdates, JsonSession, SendText, UpdateRef
-from tgs3bot.config import BackoffConfig
+from tgs3bot.config import CLOUD_DOWNLOAD_LIMIT, LOCAL_DOWNLOAD_LIMIT, BackoffConfig
 from tgs3bot.errors import (
     Conflict,
     FileUnavailable,
@@ -61,6 +61,7 @@ from tgs3bot.errors import (
 )
 from tgs3bot.events import Document, Event, EventKind, Keyboard, UpdateBatch
 from tgs3bot.localfiles import LocalFiles, read_chunks
+from tgs3bot.utils import human_size
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -231,7 +232,7 @@ class TelegramPlatform:
         try:
             file = await self._call(GetFile(file_id=document.file_id))
         except PlatformError as exc:
-            raise FileUnavailable(_refusal_reason(str(exc))) from exc
+            raise FileUnavailable(self._refusal_reason(str(exc))) from exc
         if not file.file_path:
             raise FileUnavailable("Telegram did not give a download path for the file")
         if self._local_files is not None:
@@ -250,6 +251,12 @@ class TelegramPlatform:
             yield _guard_stream(response.content.iter_chunked(CHUNK_SIZE))
         finally:
             response.release()
+
+    def _refusal_reason(self, description: str) -> str:
+        if "too big" in description.lower():
+            limit = LOCAL_DOWNLOAD_LIMIT if self._local_files is not None else CLOUD_DOWNLOAD_LIMIT
+            return f"the file is bigger than Telegram lets bots download ({human_size(limit)})"
+        return f"Telegram refused to hand out the file ({description})"
 
     async def _call(self, method: TelegramMethod[T], request_timeout: int | None = None) -> T:
         """Call a Bot API method, waiting out 429s and retrying network errors and 5xx a few times."""
@@ -290,12 +297,6 @@ def _markup(buttons: Keyboard | None) -> InlineKeyboardMarkup | None:
         return None
     rows = [[InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row] for row in buttons]
     return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-def _refusal_reason(description: str) -> str:
-    if "too big" in description.lower():
-        return "the file is bigger than Telegram lets bots download (20 MiB)"
-    return f"Telegram refused to hand out the file ({description})"
 
 
 async def _guard_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
