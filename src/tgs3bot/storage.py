@@ -5,6 +5,10 @@ Small files (under one part) go up with one ``put_object``. Larger ones use a mu
 transfer holds about ``part_size * (max_parts_in_flight + 1)`` bytes whatever the file's size.
 Any failure (S3, a broken or short download, cancellation) aborts the multipart upload: no partial
 object is ever left behind.
+
+A key that is taken is the caller's decision (``ReplaceCheck``): a small file is put with
+``If-None-Match: *`` and the existing object is looked at only on S3's 412; a bigger one is
+checked before its download starts.
 """
 
 from __future__ import annotations
