@@ -13,7 +13,7 @@ import pytest
 from tgs3bot.config import MiB
 from tgs3bot.errors import TransferError
 from tgs3bot.interfaces import ObjectInfo, StoredObject
-from tgs3bot.storage import S3Storage, _PartReader
+from tgs3bot.storage import PartBuffers, S3Storage, _PartReader, _PooledPart
 
 INFO = ObjectInfo(content_type="text/plain", content_disposition="attachment", metadata={"user-id": "1"})
 MOTO_MIN_PART = 5 * MiB  # S3's (and moto's) smallest part but the last
@@ -144,7 +144,8 @@ def _chunks(data: bytes, sizes: Iterable[int]) -> AsyncIterator[bytes]:
 
 async def test_part_reader_reuses_released_buffers_and_trims_the_last_part() -> None:
     data = bytes(range(256)) * 10  # 2560 bytes: parts of 1000, 1000, 560
-    reader = _PartReader(_chunks(data, [300] * 8 + [160]), part_size=1000, expected_size=len(data))
+    pool = PartBuffers(max_bytes=10_000, min_pooled=1)
+    reader = _PartReader(_chunks(data, [300] * 8 + [160]), 1000, len(data), pool)
     first = await reader.read()
     second = await reader.read()
     assert first is not None and second is not None and first is not second
@@ -159,7 +160,7 @@ async def test_part_reader_reuses_released_buffers_and_trims_the_last_part() -> 
 
 async def test_part_reader_without_a_known_size() -> None:
     data = b"x" * 2500
-    reader = _PartReader(_chunks(data, [700, 700, 700, 400]), part_size=1000, expected_size=None)
+    reader = _PartReader(_chunks(data, [700, 700, 700, 400]), 1000, None, PartBuffers(10_000, min_pooled=1))
     parts = []
     while (part := await reader.read()) is not None:
         parts.append(part.getvalue())
@@ -168,6 +169,35 @@ async def test_part_reader_without_a_known_size() -> None:
 
 
 async def test_part_reader_refuses_a_stream_longer_than_its_size() -> None:
-    reader = _PartReader(_chunks(b"y" * 50, [30, 20]), part_size=1000, expected_size=40)
+    reader = _PartReader(_chunks(b"y" * 50, [30, 20]), 1000, 40, PartBuffers(10_000))
     with pytest.raises(TransferError, match="ran past"):
         await reader.read()
+
+
+def test_part_buffers_are_kept_by_size_class_within_a_budget() -> None:
+    pool = PartBuffers(max_bytes=8192, min_pooled=1024)
+    big = pool.take(3000)  # the 4096 class
+    pool.give(big)
+    assert pool.take(2100) is big  # 2100 bytes fill more than half of it
+    assert pool.take(2000) is not big  # the 2048 class
+    small = pool.take(500)  # under min_pooled: never kept
+    pool.give(small)
+    assert pool.kept == 0
+    kept = [pool.take(4096) for _ in range(3)]
+    for buffer in kept:
+        pool.give(buffer)
+    assert pool.kept == 8192  # two of the three: the budget
+    assert pool.take(4000) in kept
+
+
+def test_a_bigger_free_buffer_serves_a_smaller_part_and_leaves_the_pool_if_cut_below_half() -> None:
+    pool = PartBuffers(max_bytes=8192, min_pooled=1024)
+    big = pool.take(4096)
+    pool.give(big)
+    reused = pool.take(1500)  # no free 2048 buffer: the 4096 one rather than a new allocation
+    assert reused is big
+    assert isinstance(reused, _PooledPart)
+    reused.write(b"z" * 1500)
+    reused.trimmed(1500)  # CPython reallocates it smaller: not a 4096 buffer any more
+    pool.give(reused)
+    assert pool.kept == 0 and reused.getvalue() == b"z" * 1500

@@ -3,6 +3,7 @@
 Small files (under one part) go up with one ``put_object``. Larger ones use a multipart upload of
 ``part_size`` parts, at most ``max_parts_in_flight`` uploading while the next part is read, so one
 transfer holds about ``part_size * (max_parts_in_flight + 1)`` bytes whatever the file's size.
+Part buffers are kept between uploads (``PartBuffers``, at most ``pooled_bytes``).
 Any failure (S3, a broken or short download, cancellation) aborts the multipart upload: no partial
 object is ever left behind.
 
@@ -17,7 +18,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aioboto3
 import structlog
@@ -44,6 +45,72 @@ S3_CONFIG = AioConfig(
 )
 
 
+class PartBuffers:
+    """Part buffers kept between uploads, so a part is written into memory already faulted in.
+
+    The first touch of a fresh 4 MiB buffer (page faults, then the copy) was 9 % of the bot's time
+    in the document benchmark. Buffers come in power-of-two sizes from ``MIN_POOLED`` up to the part
+    size; a part of ``n`` bytes uses the size ``2**ceil(log2 n)`` (or the smallest bigger one free),
+    so it mostly fills more than half of its buffer and ``BytesIO.truncate`` keeps the capacity. At
+    most ``max_bytes`` are kept; parts under ``min_pooled`` bytes are not pooled.
+    """
+
+    def __init__(self, max_bytes: int, min_pooled: int = 256 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.min_pooled = min_pooled
+        self.kept = 0  # bytes held in self._free
+        self._free: dict[int, list[_PooledPart]] = {}
+
+    def take(self, length: int | None) -> io.BytesIO:
+        """A buffer positioned at 0 that holds ``length`` bytes without growing (unknown: grows)."""
+        if length is None or length < self.min_pooled:
+            return _presized(length, io.BytesIO())
+        capacity = 1 << (length - 1).bit_length()
+        # The smallest free class that holds it (a bigger one rather than a fresh allocation).
+        fitting = [size for size, free in self._free.items() if size >= capacity and free]
+        if not fitting:
+            return _presized(capacity, _PooledPart(capacity))
+        part = self._free[min(fitting)].pop()
+        self.kept -= part.capacity
+        part.seek(0)
+        return part
+
+    def give(self, part: io.BytesIO) -> None:
+        """Take back a buffer that nothing reads any more; kept if it is pooled and there is room."""
+        if isinstance(part, _PooledPart) and part.capacity and self.kept + part.capacity <= self.max_bytes:
+            self._free.setdefault(part.capacity, []).append(part)
+            self.kept += part.capacity
+
+
+class _PooledPart(io.BytesIO):
+    """A part buffer of the pool: a ``BytesIO`` (as aiohttp and botocore read it) of a size class."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity  # 0: no longer of any class (see trimmed)
+
+    def trimmed(self, length: int) -> None:
+        """Cut to ``length`` bytes; a buffer cut to half its size or less leaves its class.
+
+        CPython's ``truncate`` reallocates such a buffer, so it is not pooled again.
+        """
+        self.truncate(length)
+        if 2 * length <= self.capacity:
+            self.capacity = 0
+
+
+_Buffer = TypeVar("_Buffer", bound=io.BytesIO)
+
+
+def _presized(length: int | None, part: _Buffer) -> _Buffer:
+    if length:
+        # One allocation of the final size, instead of a realloc (and a copy) per chunk.
+        part.seek(length - 1)
+        part.write(b"\0")
+        part.seek(0)
+    return part
+
+
 class _PartReader:
     """Cuts a stream of chunks into parts of exactly ``part_size`` bytes (the last may be short).
 
@@ -51,22 +118,24 @@ class _PartReader:
     it is: aiohttp sends a file-like body in small pieces, where a ``bytes`` body would be sliced
     and buffered whole by the transport (two more copies of every part in flight, measured).
 
-    A part's buffer is sized once (the file's size is known) and handed back with ``release``
-    once uploaded, to be filled again: a multipart upload allocates ``max_parts_in_flight + 1``
-    buffers whatever the file's size. Buffers made afresh for every part cost page faults, and
-    glibc serves them from its heap once it has freed a big one (its mmap threshold rises), where
-    they grew the 300 MiB save's footprint from ~24 to ~40 MiB (bench/README.md).
+    Buffers come from ``buffers`` (sized once: the file's size is known) and go back with
+    ``release`` once uploaded, to be filled again: a multipart upload uses at most
+    ``max_parts_in_flight + 1`` buffers whatever the file's size. Buffers made afresh for every part
+    cost page faults, and glibc serves them from its heap once it has freed a big one (its mmap
+    threshold rises), where they grew the 300 MiB save's footprint from ~24 to ~40 MiB.
 
     A stream longer than ``expected_size`` fails at once with ``TransferError``.
     """
 
-    def __init__(self, chunks: AsyncIterator[bytes], part_size: int, expected_size: int | None) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], part_size: int, expected_size: int | None, buffers: PartBuffers
+    ) -> None:
         self._chunks = chunks
+        self._buffers = buffers
         self._part_size = part_size
         self._expected_size = expected_size
         self._leftover = memoryview(b"")
         self._pushed_back: io.BytesIO | None = None
-        self._spare: list[io.BytesIO] = []
         self.ended = False
         self.total = 0
 
@@ -75,7 +144,11 @@ class _PartReader:
         if self._pushed_back is not None:
             part, self._pushed_back = self._pushed_back, None
             return part
-        part = self._buffer()
+        length = None
+        if self._expected_size is not None:  # what is left to hand out, at most one part
+            handed_out = self.total - len(self._leftover)
+            length = min(self._part_size, max(self._expected_size - handed_out, 1))
+        part = self._buffers.take(length)
         filled = 0
         while filled < self._part_size:
             if not self._leftover:
@@ -96,7 +169,10 @@ class _PartReader:
             filled += take
         if not filled:
             return None
-        part.truncate(filled)  # a short last part, or a reused buffer longer than this part
+        if isinstance(part, _PooledPart):
+            part.trimmed(filled)
+        else:
+            part.truncate(filled)  # a short last part
         part.seek(0)
         return part
 
@@ -106,21 +182,7 @@ class _PartReader:
 
     def release(self, part: io.BytesIO) -> None:
         """Hand back an uploaded part's buffer to be filled again."""
-        self._spare.append(part)
-
-    def _buffer(self) -> io.BytesIO:
-        if self._spare:
-            part = self._spare.pop()
-            part.seek(0)
-            return part
-        part = io.BytesIO()
-        if self._expected_size:
-            # One allocation of the part's final size, instead of a realloc (and a copy) per chunk.
-            size = min(self._part_size, max(self._expected_size - self.total, 1))
-            part.seek(size - 1)
-            part.write(b"\0")
-            part.seek(0)
-        return part
+        self._buffers.give(part)
 
 
 def _check_size(received: int, expected: int | None) -> None:
@@ -150,6 +212,7 @@ class S3Storage:
         part_size: int = DEFAULT_PART_SIZE,
         max_parts_in_flight: int = 2,
         conditional_writes: bool = True,
+        pooled_bytes: int = 32 * MiB,
     ) -> None:
         self.bucket = bucket
         self._endpoint_url = endpoint_url
@@ -157,6 +220,7 @@ class S3Storage:
         self.part_size = part_size
         self.max_parts_in_flight = max_parts_in_flight
         self.conditional_writes = conditional_writes
+        self.buffers = PartBuffers(max_bytes=pooled_bytes)
         self._stack = AsyncExitStack()
         self._client: S3Client | None = None
 
@@ -252,7 +316,7 @@ class S3Storage:
         one request; the existing object is looked at only when S3 answers 412. Bigger files are
         checked before their download starts, so a refusal does not wait for the whole transfer.
         """
-        reader = _PartReader(chunks, self.part_size, expected_size)
+        reader = _PartReader(chunks, self.part_size, expected_size, self.buffers)
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
@@ -274,6 +338,7 @@ class S3Storage:
                     existing = await self._put_unless_refused(args, body, may_replace)
                 else:
                     await self.client.put_object(Body=body, **args)
+                reader.release(body)
             else:
                 reader.push_back(first)  # not None: the stream has not ended
                 del first  # the multipart upload takes it from the reader; do not hold a second reference
