@@ -5,7 +5,8 @@ Run from the repository root with the project's virtualenv:
     python -m bench                  # everything, ~5 min on 2 cores
     python -m bench --quick          # fewer rounds, no profile, ~2 min
     python -m bench --only text docs # some of: text docs memory scaling profile
-    python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~11 min
+    python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~7 min
+    python -m bench --only docs --against /tmp/old/src   # also tgs3bot from another src/ tree
 
 Each benchmark hosts moto's S3 server and a fresh fake Bot API per run in this process, starts
 every contestant as its own process, and prints Markdown tables with the figures and the ratios
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
 import shlex
 import shutil
 import sys
@@ -24,7 +27,7 @@ import time
 from pathlib import Path
 
 from bench import documents, memory, profiling, scaling, text
-from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
+from bench.harness import S3, Contestant, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
 
 BENCHMARKS = ("text", "docs", "memory", "scaling", "profile")
 # What-if variants (patched at start-up, src/ untouched) shown with --variants; "asyncio" is not a
@@ -44,19 +47,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="NAME",
         help="also run tgs3bot's what-if variants (bench/variants.py): these, or the usual ones",
     )
+    parser.add_argument(
+        "--against",
+        metavar="SRC",
+        type=Path,
+        help="also run tgs3bot from another copy of src/ (e.g. a git worktree's), as 'tgs3bot@SRC'",
+    )
     return parser.parse_args(argv)
 
 
 def _variants(args: argparse.Namespace, usual: tuple[str, ...]) -> dict[str, ContestantFactory] | None:
-    if args.variants is None:
-        return None
     chosen: dict[str, ContestantFactory] = {}
+    if args.against is not None:
+        chosen[f"tgs3bot@{args.against.resolve().name}"] = _from_src(args.against.resolve())
+    if args.variants is None:
+        return chosen or None
     for name in args.variants or usual:
         if name == "asyncio":
             chosen["tgs3bot event_loop=asyncio"] = tgs3bot(event_loop="asyncio")
         else:
             chosen[f"tgs3bot+{name}"] = tgs3bot(name)
     return chosen
+
+
+def _from_src(src: Path) -> ContestantFactory:
+    """``tgs3bot run`` importing the package from ``src`` (first on PYTHONPATH) instead of this tree."""
+    if not (src / "tgs3bot" / "__init__.py").is_file():
+        raise SystemExit(f"--against: {src} has no tgs3bot package")
+    factory = tgs3bot()
+
+    def make(url: str, s3: S3, workdir: Path) -> Contestant:
+        contestant = factory(url, s3, workdir)
+        env = dict(contestant.env)
+        env["PYTHONPATH"] = os.pathsep.join((str(src), env.get("PYTHONPATH", "")))
+        return dataclasses.replace(contestant, name=f"tgs3bot@{src.name}", env=env)
+
+    return make
 
 
 def header(argv: list[str]) -> str:
