@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import tgs3bot.state
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile, StateStore
 from tgs3bot.state import (
@@ -201,11 +202,15 @@ async def test_sqlite_state_survives_closing_and_reopening(state_path: Path) -> 
         assert (await record(state, "b.pdf")).id == entry.id + 1
 
 
-async def test_sqlite_greeting_still_in_the_write_batch_is_known(state_path: Path) -> None:
+async def test_sqlite_greeting_still_in_the_write_batch_is_known(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A greeting not yet written to the file is still known when the chat is read again from it."""
+    monkeypatch.setattr(tgs3bot.state, "CHAT_CACHE_LIMIT", 1)  # each new chat drops the ones in memory
     async with SqliteState(state_path) as state:
         await state.mark_greeted(1)
-        await state.set_dialog(1, Dialog("rename", 1, NOW))  # drops what memory held of chat 1
+        await state.set_dialog(1, Dialog("rename", 1, NOW))
+        assert not await state.is_greeted(2)  # chat 1 leaves memory
         assert await state.is_greeted(1)
         assert await state.get_dialog(1) == Dialog("rename", 1, NOW)
 

@@ -339,7 +339,7 @@ class SqliteState:
 
     async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
-        self._chats.pop(chat_id, None)  # if the write fails, the next read asks the disk
+        chat = self._chats.pop(chat_id, None)  # if the write fails, the next read asks the disk
         if dialog is None:
             await self._write("DELETE FROM dialogs WHERE chat_id = ?", (chat_id,))
         else:
@@ -347,6 +347,9 @@ class SqliteState:
                 ON CONFLICT (chat_id) DO UPDATE SET
                 kind = excluded.kind, file_id = excluded.file_id, started_at = excluded.started_at"""
             await self._write(sql, (chat_id, dialog.kind, dialog.file_id, dialog.started_at))
+        if chat is not None:  # written through: the next read needs no trip to the disk
+            chat.dialog = dialog
+            self._chats[chat_id] = chat
 
     async def record_file(
         self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
