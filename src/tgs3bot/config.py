@@ -86,7 +86,12 @@ class Settings(BaseSettings):
     @property
     def download_limit(self) -> int:
         """The biggest file the Bot API hands out in the configured mode, in bytes."""
-        return LOCAL_DOWNLOAD_LIMIT if self.telegram_local_mode else CLOUD_DOWNLOAD_LIMIT
+        return download_limit(local_mode=self.telegram_local_mode)
+
+
+def download_limit(*, local_mode: bool) -> int:
+    """The biggest file the Bot API hands out: the cloud's, or a local server's, in bytes."""
+    return LOCAL_DOWNLOAD_LIMIT if local_mode else CLOUD_DOWNLOAD_LIMIT
 
 
 def load_settings(overrides: dict[str, Any] | None = None, env_file: Path = Path(".env")) -> Settings:

@@ -47,7 +47,7 @@ from aiogram.types import (
 from aiogram.utils.token import TokenValidationError
 
 from tgs3bot.botapi import FetchUpdates, JsonSession, SendText, UpdateRef
-from tgs3bot.config import CLOUD_DOWNLOAD_LIMIT, LOCAL_DOWNLOAD_LIMIT, BackoffConfig
+from tgs3bot.config import BackoffConfig, download_limit
 from tgs3bot.errors import (
     Conflict,
     FileUnavailable,
@@ -254,7 +254,7 @@ class TelegramPlatform:
 
     def _refusal_reason(self, description: str) -> str:
         if "too big" in description.lower():
-            limit = LOCAL_DOWNLOAD_LIMIT if self._local_files is not None else CLOUD_DOWNLOAD_LIMIT
+            limit = download_limit(local_mode=self._local_files is not None)
             return f"the file is bigger than Telegram lets bots download ({human_size(limit)})"
         return f"Telegram refused to hand out the file ({description})"
 
