@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import os
 import shlex
 import shutil
 import sys
@@ -27,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench import documents, memory, profiling, scaling, text
-from bench.harness import S3, Contestant, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
+from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
 
 BENCHMARKS = ("text", "docs", "memory", "scaling", "profile")
 # What-if variants (patched at start-up, src/ untouched) shown with --variants; "asyncio" is not a
@@ -71,18 +69,10 @@ def _variants(args: argparse.Namespace, usual: tuple[str, ...]) -> dict[str, Con
 
 
 def _from_src(src: Path) -> ContestantFactory:
-    """``tgs3bot run`` importing the package from ``src`` (first on PYTHONPATH) instead of this tree."""
+    """``tgs3bot run`` importing the package from ``src`` instead of this tree."""
     if not (src / "tgs3bot" / "__init__.py").is_file():
         raise SystemExit(f"--against: {src} has no tgs3bot package")
-    factory = tgs3bot()
-
-    def make(url: str, s3: S3, workdir: Path) -> Contestant:
-        contestant = factory(url, s3, workdir)
-        env = dict(contestant.env)
-        env["PYTHONPATH"] = os.pathsep.join((str(src), env.get("PYTHONPATH", "")))
-        return dataclasses.replace(contestant, name=f"tgs3bot@{src.name}", env=env)
-
-    return make
+    return tgs3bot(src=src)
 
 
 def header(argv: list[str]) -> str:

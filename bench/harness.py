@@ -222,22 +222,24 @@ class Contestant:
 ContestantFactory = Callable[[str, S3, Path], Contestant]
 
 
-def tgs3bot(
-    variants: str = "", *, extra_env: Mapping[str, str] | None = None, **settings: str
-) -> ContestantFactory:
+def tgs3bot(variants: str = "", *, src: Path | None = None, **settings: str) -> ContestantFactory:
     """``tgs3bot run`` (with ``variants``: through ``bench/variants.py``) and TGS3BOT_ ``settings``.
 
-    Each run gets its own directory, so its state file starts empty. The name shows what differs:
-    ``tgs3bot``, ``tgs3bot@INFO``, ``tgs3bot+memstate``, ``tgs3bot workers=4``.
+    ``src``: import the package from that copy of ``src/`` (first on PYTHONPATH) instead of this
+    tree's. Each run gets its own directory, so its state file starts empty. The name shows what
+    differs: ``tgs3bot``, ``tgs3bot@INFO``, ``tgs3bot+memstate``, ``tgs3bot workers=4``,
+    ``tgs3bot@old-src``.
     """
-    name = "tgs3bot" + (f"+{variants}" if variants else "")
+    name = "tgs3bot" + (f"@{src.name}" if src else "") + (f"+{variants}" if variants else "")
     if settings.get("log_level", "WARNING") != "WARNING":
         name += f"@{settings['log_level']}"
     extra = " ".join(f"{k}={v}" for k, v in settings.items() if k != "log_level")
     name += f" {extra}" if extra else ""
 
     def make(url: str, s3: S3, workdir: Path) -> Contestant:
-        env = tgs3bot_env(url, s3, workdir, **settings) | dict(extra_env or {})
+        env = tgs3bot_env(url, s3, workdir, **settings)
+        if src is not None:
+            env["PYTHONPATH"] = os.pathsep.join((str(src), env["PYTHONPATH"]))
         if variants:
             argv = [sys.executable, str(BENCH_DIR / "variants.py"), variants, "run"]
         else:
