@@ -16,23 +16,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-
-def _state(factory: Callable[[Path], Any]) -> Callable[[], None]:
-    def apply() -> None:
-        import tgs3bot.app
-
-        setattr(tgs3bot.app, "SqliteState", factory)  # noqa: B010 (a patch mypy need not check)
-
-    return apply
 
 
 def _memstate() -> None:
+    import tgs3bot.app
     from tgs3bot.state import MemoryState
 
-    _state(lambda _path: MemoryState())()
+    setattr(tgs3bot.app, "SqliteState", lambda _path: MemoryState())  # noqa: B010 (a patch mypy need not check)
 
 
 VARIANTS: dict[str, Callable[[], None]] = {
