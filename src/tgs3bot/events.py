@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 
 class EventKind(enum.Enum):
@@ -73,3 +76,18 @@ class UpdateBatch:
 
     events: tuple[Event, ...]
     next_offset: int | None
+
+
+def to_json(event: Event) -> bytes:
+    """The event as one JSON object: what the journal and Redis keep of an update."""
+    return orjson.dumps(event)  # orjson writes dataclasses and enums natively
+
+
+def from_json(data: bytes | str) -> Event:
+    """The event ``to_json`` wrote."""
+    fields: dict[str, Any] = orjson.loads(data)
+    fields["kind"] = EventKind(fields["kind"])
+    if fields.get("document") is not None:
+        fields["document"] = Document(**fields["document"])
+    return Event(**fields)
+

@@ -1,9 +1,9 @@
 """The seams between the layers: small Protocols with one implementation each today.
 
 - ``Platform``: the messaging platform's client (Telegram now; VK bots later).
-- ``UpdateQueue``: where the poller leaves updates for the workers (in-process now; Redis Streams
-  later, for several worker processes).
-- ``StateStore``: what the bot remembers (SQLite by default, memory for tests; Redis later).
+- ``UpdateQueue``: where the poller leaves updates for the workers (in-process and journaled, or
+  Redis Streams for several worker processes); ``Journal``: the in-process queue's durable half.
+- ``StateStore``: what the bot remembers (SQLite by default, memory for tests, Redis).
 - ``ObjectStore``: where documents go (S3 through aioboto3).
 """
 
@@ -50,26 +50,73 @@ class Platform(Protocol):
 
 
 class UpdateQueue(Protocol):
-    """A bounded queue that hands out one chat's events in order, and different chats in parallel."""
+    """Where taken updates wait: one chat's events in order, different chats in parallel.
 
-    async def put(self, event: Event) -> None:
-        """Add an event; wait while the queue is full (backpressure on the poller)."""
+    Implementations: ``queues.ChatQueue`` (in-process, journaled in the state file) and
+    ``queues.RedisQueue`` (Redis Streams, shared by several processes). Both are async context
+    managers: entering restores what an earlier run left unfinished, leaving hands back what this
+    process took and did not finish.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def put_batch(self, events: Sequence[Event]) -> None:
+        """Take one poll's events; they are durable when this returns (the next poll confirms them).
+
+        An event already taken (a redelivery) is kept once. Never waits for room: see
+        ``wait_for_room``.
+        """
+        ...
+
+    async def wait_for_room(self) -> None:
+        """Return once the queue can take another batch (the poller's backpressure)."""
         ...
 
     async def get(self) -> Event:
         """Take the next event of a chat that has no event in progress."""
         ...
 
-    def task_done(self, event: Event) -> None:
-        """Mark the event handled, which frees its chat for the next event."""
+    async def task_done(self, event: Event) -> None:
+        """The event is finished (handled, or failed and apologised for): forget it for good.
+
+        Not called for an event whose handling was cancelled: that one stays to be handled again.
+        """
         ...
 
-    async def join(self) -> None:
-        """Wait until every event put so far is handled."""
+    async def drain(self) -> None:
+        """Wait until what a graceful stop must finish is finished.
+
+        In-process: every event taken so far. Redis: the events this process holds (others stay
+        in Redis for the other workers); ``get`` hands out nothing new from then on.
+        """
         ...
 
     def unfinished(self) -> list[Event]:
-        """The events put and not yet marked handled, in progress or waiting."""
+        """The events this process holds and has not finished, in progress or waiting."""
+        ...
+
+
+class Journal(Protocol):
+    """Durable storage of taken updates until they are handled (SPEC §5, the embedded default).
+
+    ``seq`` numbers entries in the order they were taken (update ids may restart from a random
+    value, so they cannot order anything).
+    """
+
+    async def append(self, events: Sequence[Event]) -> list[tuple[int, Event]]:
+        """Write the events in one transaction; return the new ones with their ``seq``."""
+        ...
+
+    async def entries(
+        self, chat_id: int | None = None, *, after_seq: int = 0, limit: int = -1
+    ) -> list[tuple[int, Event]]:
+        """Entries in ``seq`` order: all of them, or one chat's after ``after_seq`` (at most ``limit``)."""
+        ...
+
+    async def remove(self, update_id: int) -> None:
+        """Forget a finished update (written with the next batch of marks, at the latest at close)."""
         ...
 
 

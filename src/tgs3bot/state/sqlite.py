@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -31,145 +30,6 @@ from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.utils import log_exceptions
 
-# Telegram keeps an unconfirmed update for about 24 h; a week covers that with a wide margin.
-HANDLED_RETENTION_S = 7 * 24 * 3600
-
-SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS greeted (chat_id INTEGER PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS handled (update_id INTEGER PRIMARY KEY, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS dialogs (
-    chat_id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    file_id INTEGER NOT NULL,
-    started_at REAL NOT NULL
-);
--- AUTOINCREMENT: an id is never given out again, so a stale button cannot reach another file.
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT UNIQUE NOT NULL,
-    owner_id INTEGER NOT NULL,
-    chat_id INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    saved_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_by_owner ON files (owner_id, saved_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS files_by_time ON files (saved_at DESC, id DESC);
-"""
-# MIGRATIONS[n] takes a file from schema version n to n + 1; a new version appends a script.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-MARK_HANDLED_SQL = "INSERT INTO handled (update_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING"
-MARK_GREETED_SQL = "INSERT INTO greeted (chat_id) VALUES (?) ON CONFLICT DO NOTHING"
-# Whether the chat was greeted, and its dialog: one trip to the disk for a chat not in memory.
-LOAD_CHAT_SQL = """SELECT EXISTS (SELECT 1 FROM greeted WHERE chat_id = ?1), d.kind, d.file_id, d.started_at
-    FROM (SELECT 1) LEFT JOIN dialogs AS d ON d.chat_id = ?1"""
-MARK_FLUSH_INTERVAL_S = 0.5
-MARK_FLUSH_BATCH = 500
-RECENT_HANDLED_LIMIT = 100_000  # ids kept in memory; older ones are looked up on disk
-CHAT_CACHE_LIMIT = 100_000  # chats whose greeting and dialog are remembered in memory
-
-# The two listing queries, public so tests can check that their plans use the indexes above.
-LIST_OWNER_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
-    WHERE owner_id = ? ORDER BY saved_at DESC, id DESC LIMIT ? OFFSET ?"""
-LIST_ALL_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
-    ORDER BY saved_at DESC, id DESC LIMIT ? OFFSET ?"""
-GET_FILE_SQL = "SELECT id, key, owner_id, chat_id, size, saved_at FROM files WHERE id = ?"
-RECORD_FILE_SQL = """INSERT INTO files (key, owner_id, chat_id, size, saved_at) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (key) DO UPDATE SET
-    owner_id = excluded.owner_id, chat_id = excluded.chat_id,
-    size = excluded.size, saved_at = excluded.saved_at
-    RETURNING id, key, owner_id, chat_id, size, saved_at"""
-
-
-def _newest_first(entry: SavedFile) -> tuple[float, int]:
-    return (-entry.saved_at, -entry.id)
-
-
-class MemoryState:
-    """State kept in the process; for tests and for a bot that may forget on restart."""
-
-    def __init__(self) -> None:
-        self._greeted: set[int] = set()
-        self._handled: set[int] = set()
-        self._dialogs: dict[int, Dialog] = {}
-        self._files: dict[int, SavedFile] = {}
-        self._ids_by_key: dict[str, int] = {}
-        self._next_id = itertools.count(1)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-    async def is_greeted(self, chat_id: int) -> bool:
-        """Whether the chat has been greeted already."""
-        return chat_id in self._greeted
-
-    async def mark_greeted(self, chat_id: int) -> None:
-        """Remember that the chat has been greeted."""
-        self._greeted.add(chat_id)
-
-    async def is_handled(self, update_id: int) -> bool:
-        """Whether the update was handled already."""
-        return update_id in self._handled
-
-    async def mark_handled(self, update_id: int) -> None:
-        """Remember that the update was handled."""
-        self._handled.add(update_id)
-
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
-        """The chat's open dialog, if any."""
-        return self._dialogs.get(chat_id)
-
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
-        """Open (or replace) the chat's dialog; None closes it."""
-        if dialog is None:
-            self._dialogs.pop(chat_id, None)
-        else:
-            self._dialogs[chat_id] = dialog
-
-    async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
-    ) -> SavedFile:
-        """Index a saved object; saving the same key again updates its entry and keeps its id."""
-        file_id = self._ids_by_key.get(key)
-        if file_id is None:
-            file_id = self._ids_by_key[key] = next(self._next_id)
-        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at)
-        self._files[file_id] = entry
-        return entry
-
-    async def get_file(self, file_id: int) -> SavedFile | None:
-        """The index entry with that id, if any."""
-        return self._files.get(file_id)
-
-    async def rename_file(self, file_id: int, new_key: str) -> None:
-        """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
-        entry = self._files.get(file_id)
-        if entry is None:
-            return
-        replaced = self._ids_by_key.get(new_key)
-        if replaced is not None and replaced != file_id:
-            del self._files[replaced]
-        del self._ids_by_key[entry.key]
-        self._ids_by_key[new_key] = file_id
-        self._files[file_id] = dataclasses.replace(entry, key=new_key)
-
-    async def forget_file(self, file_id: int) -> None:
-        """Drop the entry, if there is one."""
-        entry = self._files.pop(file_id, None)
-        if entry is not None:
-            del self._ids_by_key[entry.key]
-
-    async def list_files(
-        self, owner_id: int | None, *, offset: int, limit: int
-    ) -> tuple[list[SavedFile], int]:
-        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
-        entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
-        entries.sort(key=_newest_first)
-        return entries[offset : offset + limit], len(entries)
 
 
 def _saved_file(row: Iterable[Any]) -> SavedFile:
@@ -400,23 +260,3 @@ class _Chat:
     dialog: Dialog | None
 
 
-async def _configure(db: aiosqlite.Connection) -> None:
-    # WAL: readers never wait for the writer; NORMAL is durable in WAL mode except for the last
-    # commits on a power cut, which at worst re-handles an update Telegram redelivers.
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
-    await db.execute("PRAGMA foreign_keys=ON")
-
-
-async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
-    """Bring the file's schema to ``SCHEMA_VERSION``, one version per transaction."""
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    version = int(row[0]) if row is not None else 0
-    if version > SCHEMA_VERSION:
-        raise StartupError(
-            f"state file {path} has schema version {version}; this bot knows up to {SCHEMA_VERSION}"
-        )
-    for next_version in range(version + 1, SCHEMA_VERSION + 1):
-        script = MIGRATIONS[next_version - 1]
-        await db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {next_version};\nCOMMIT;")

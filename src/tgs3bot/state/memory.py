@@ -1,0 +1,99 @@
+"""State kept in the process's memory: for tests, and for a bot that may forget on restart."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Self
+
+from tgs3bot.interfaces import Dialog, SavedFile
+
+
+def _newest_first(entry: SavedFile) -> tuple[float, int]:
+    return (-entry.saved_at, -entry.id)
+
+
+class MemoryState:
+    """State kept in the process; for tests and for a bot that may forget on restart."""
+
+    def __init__(self) -> None:
+        self._greeted: set[int] = set()
+        self._handled: set[int] = set()
+        self._dialogs: dict[int, Dialog] = {}
+        self._files: dict[int, SavedFile] = {}
+        self._ids_by_key: dict[str, int] = {}
+        self._next_id = itertools.count(1)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def is_greeted(self, chat_id: int) -> bool:
+        """Whether the chat has been greeted already."""
+        return chat_id in self._greeted
+
+    async def mark_greeted(self, chat_id: int) -> None:
+        """Remember that the chat has been greeted."""
+        self._greeted.add(chat_id)
+
+    async def is_handled(self, update_id: int) -> bool:
+        """Whether the update was handled already."""
+        return update_id in self._handled
+
+    async def mark_handled(self, update_id: int) -> None:
+        """Remember that the update was handled."""
+        self._handled.add(update_id)
+
+    async def get_dialog(self, chat_id: int) -> Dialog | None:
+        """The chat's open dialog, if any."""
+        return self._dialogs.get(chat_id)
+
+    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+        """Open (or replace) the chat's dialog; None closes it."""
+        if dialog is None:
+            self._dialogs.pop(chat_id, None)
+        else:
+            self._dialogs[chat_id] = dialog
+
+    async def record_file(
+        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+    ) -> SavedFile:
+        """Index a saved object; saving the same key again updates its entry and keeps its id."""
+        file_id = self._ids_by_key.get(key)
+        if file_id is None:
+            file_id = self._ids_by_key[key] = next(self._next_id)
+        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at)
+        self._files[file_id] = entry
+        return entry
+
+    async def get_file(self, file_id: int) -> SavedFile | None:
+        """The index entry with that id, if any."""
+        return self._files.get(file_id)
+
+    async def rename_file(self, file_id: int, new_key: str) -> None:
+        """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
+        entry = self._files.get(file_id)
+        if entry is None:
+            return
+        replaced = self._ids_by_key.get(new_key)
+        if replaced is not None and replaced != file_id:
+            del self._files[replaced]
+        del self._ids_by_key[entry.key]
+        self._ids_by_key[new_key] = file_id
+        self._files[file_id] = dataclasses.replace(entry, key=new_key)
+
+    async def forget_file(self, file_id: int) -> None:
+        """Drop the entry, if there is one."""
+        entry = self._files.pop(file_id, None)
+        if entry is not None:
+            del self._ids_by_key[entry.key]
+
+    async def list_files(
+        self, owner_id: int | None, *, offset: int, limit: int
+    ) -> tuple[list[SavedFile], int]:
+        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
+        entries.sort(key=_newest_first)
+        return entries[offset : offset + limit], len(entries)
