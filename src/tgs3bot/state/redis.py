@@ -1,0 +1,241 @@
+"""The bot's state in Redis (``interfaces.StateStore``), shared by every process of one bot (SPEC §5).
+
+Keys, all under the prefix (``tgs3bot:`` by default):
+
+- ``greeted``: SET of chat ids that have had the greeting.
+- ``dialogs``: HASH chat id → the open dialog as JSON.
+- ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
+  (Redis forgets it; nothing has to prune).
+- ``file:{id}``: HASH of one index entry (key, owner_id, chat_id, size, saved_at).
+- ``file-ids``: HASH object key → id (one entry per key); ``file-seq``: the last id given (INCR,
+  never reused, so a stale button cannot reach another file).
+- ``files`` and ``files-of:{owner_id}``: sorted sets for "newest first" paging, everyone's and one
+  owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
+  id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do.
+
+Each write of the index is one Lua script, so every structure changes together or not at all,
+and a listing (page and total) is one script too. The scripts build key names from the prefix,
+so this is for a single Redis server (with replicas or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from tgs3bot.errors import StartupError
+from tgs3bot.interfaces import Dialog, SavedFile
+from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
+
+MIN_SERVER_VERSION = (6, 2)  # XAUTOCLAIM, GETEX, BLPOP with a fractional timeout
+CONNECT_TIMEOUT_S = 10.0
+
+# forget(p, id): drop entry ``id`` from every structure; shared by the scripts below.
+_FORGET = """
+local function forget(p, id)
+  local f = p .. 'file:' .. id
+  local fields = redis.call('HMGET', f, 'key', 'owner_id')
+  if not fields[1] then return 0 end
+  local member = string.rep('0', 20 - #id) .. id
+  redis.call('DEL', f)
+  redis.call('HDEL', p .. 'file-ids', fields[1])
+  redis.call('ZREM', p .. 'files', member)
+  redis.call('ZREM', p .. 'files-of:' .. fields[2], member)
+  return 1
+end
+"""
+# ARGV: prefix, key, owner_id, chat_id, size, saved_at → the entry's id (kept if the key had one).
+RECORD_LUA = """
+local p, key, owner, saved_at = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
+local id = redis.call('HGET', p .. 'file-ids', key)
+if id then
+  local old_owner = redis.call('HGET', p .. 'file:' .. id, 'owner_id')
+  if old_owner and old_owner ~= owner then
+    redis.call('ZREM', p .. 'files-of:' .. old_owner, string.rep('0', 20 - #id) .. id)
+  end
+else
+  id = tostring(redis.call('INCR', p .. 'file-seq'))
+  redis.call('HSET', p .. 'file-ids', key, id)
+end
+local member = string.rep('0', 20 - #id) .. id
+redis.call('HSET', p .. 'file:' .. id, 'key', key, 'owner_id', owner, 'chat_id', ARGV[4],
+  'size', ARGV[5], 'saved_at', saved_at)
+redis.call('ZADD', p .. 'files', saved_at, member)
+redis.call('ZADD', p .. 'files-of:' .. owner, saved_at, member)
+return id
+"""
+# ARGV: prefix, id, new key. Unknown ids change nothing; another entry of the new key is dropped.
+RENAME_LUA = (
+    _FORGET
+    + """
+local p, id, new_key = ARGV[1], ARGV[2], ARGV[3]
+local f = p .. 'file:' .. id
+local old_key = redis.call('HGET', f, 'key')
+if not old_key or old_key == new_key then return 0 end
+local other = redis.call('HGET', p .. 'file-ids', new_key)
+if other then forget(p, other) end
+redis.call('HDEL', p .. 'file-ids', old_key)
+redis.call('HSET', p .. 'file-ids', new_key, id)
+redis.call('HSET', f, 'key', new_key)
+return 1
+"""
+)
+FORGET_LUA = _FORGET + "\nreturn forget(ARGV[1], ARGV[2])\n"
+# ARGV: prefix, owner id or '', offset, limit → {total, {id, key, owner, chat, size, saved_at}...}.
+LIST_LUA = """
+local p, owner, offset, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local index = owner == '' and (p .. 'files') or (p .. 'files-of:' .. owner)
+local out = {redis.call('ZCARD', index)}
+if limit <= 0 then return out end
+for _, member in ipairs(redis.call('ZREVRANGE', index, offset, offset + limit - 1)) do
+  local id = member:match('^0*(%d+)$')
+  local row = redis.call('HMGET', p .. 'file:' .. id, 'key', 'owner_id', 'chat_id', 'size', 'saved_at')
+  table.insert(row, 1, id)
+  out[#out + 1] = row
+end
+return out
+"""
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for a log line or an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def text(value: bytes | str) -> str:
+    """A reply as ``str`` whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def open_client(url: str, **options: Any) -> aioredis.Redis:
+    """A client for ``url`` that has answered a PING from a server new enough (StartupError if not)."""
+    options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+    try:
+        client = aioredis.Redis.from_url(url, decode_responses=True, **options)
+    except ValueError as exc:  # not a redis:// URL
+        raise StartupError(f"bad Redis URL {redacted(url)}: {exc}") from exc
+    try:
+        await client.ping()
+        info = await client.info("server")
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        raise StartupError(f"cannot reach Redis at {redacted(url)}: {exc}") from exc
+    version = str(info.get("redis_version", "0"))
+    if tuple(int(n) for n in version.split(".")[:2] if n.isdigit()) < MIN_SERVER_VERSION:
+        await client.aclose()
+        raise StartupError(f"Redis at {redacted(url)} is version {version}; the bot needs 6.2 or newer")
+    return client
+
+
+class RedisState:
+    """State in Redis: ``async with RedisState(url) as state: ...``; see the module for the keys."""
+
+    def __init__(self, url: str, *, prefix: str = "tgs3bot:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The open client (RuntimeError outside ``async with``)."""
+        if self._client is None:
+            raise RuntimeError("RedisState is used outside `async with`")
+        return self._client
+
+    async def __aenter__(self) -> Self:
+        """Connect, and check that the server answers and is new enough."""
+        self._client = client = await open_client(self.url)
+        self._scripts = {
+            "record": client.register_script(RECORD_LUA),
+            "rename": client.register_script(RENAME_LUA),
+            "forget": client.register_script(FORGET_LUA),
+            "list": client.register_script(LIST_LUA),
+        }
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _run(self, script: str, *args: str | int | float) -> Any:
+        """Run one of the Lua scripts above with the prefix and ``args`` as ARGV."""
+        client = self.client  # first: the clear error outside `async with`
+        return await self._scripts[script](args=[self.prefix, *args], client=client)
+
+    async def is_greeted(self, chat_id: int) -> bool:
+        """Whether the chat has been greeted already."""
+        return bool(await self.client.sismember(self.prefix + "greeted", str(chat_id)))
+
+    async def mark_greeted(self, chat_id: int) -> None:
+        """Remember that the chat has been greeted."""
+        await self.client.sadd(self.prefix + "greeted", str(chat_id))
+
+    async def is_handled(self, update_id: int) -> bool:
+        """Whether the update was handled in the last ``HANDLED_RETENTION_S``."""
+        return bool(await self.client.exists(f"{self.prefix}handled:{update_id}"))
+
+    async def mark_handled(self, update_id: int) -> None:
+        """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``)."""
+        await self.client.set(f"{self.prefix}handled:{update_id}", "1", ex=HANDLED_RETENTION_S)
+
+    async def get_dialog(self, chat_id: int) -> Dialog | None:
+        """The chat's open dialog, if any."""
+        raw = await self.client.hget(self.prefix + "dialogs", str(chat_id))
+        if raw is None:
+            return None
+        fields = orjson.loads(raw)
+        return Dialog(str(fields["kind"]), int(fields["file_id"]), float(fields["started_at"]))
+
+    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+        """Open (or replace) the chat's dialog; None closes it."""
+        if dialog is None:
+            await self.client.hdel(self.prefix + "dialogs", str(chat_id))
+        else:
+            await self.client.hset(self.prefix + "dialogs", str(chat_id), orjson.dumps(dialog))
+
+    async def record_file(
+        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+    ) -> SavedFile:
+        """Index a saved object; saving the same key again updates its entry and keeps its id."""
+        file_id = await self._run("record", key, owner_id, chat_id, size, repr(saved_at))
+        return SavedFile(int(file_id), key, owner_id, chat_id, size, saved_at)
+
+    async def get_file(self, file_id: int) -> SavedFile | None:
+        """The index entry with that id, if any."""
+        fields = ("key", "owner_id", "chat_id", "size", "saved_at")
+        row = await self.client.hmget(f"{self.prefix}file:{file_id}", fields)
+        return None if row[0] is None else _saved_file([file_id, *row])
+
+    async def rename_file(self, file_id: int, new_key: str) -> None:
+        """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
+        await self._run("rename", file_id, new_key)
+
+    async def forget_file(self, file_id: int) -> None:
+        """Drop the entry, if there is one."""
+        await self._run("forget", file_id)
+
+    async def list_files(
+        self, owner_id: int | None, *, offset: int, limit: int
+    ) -> tuple[list[SavedFile], int]:
+        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        owner = "" if owner_id is None else str(owner_id)
+        total, *rows = await self._run("list", owner, max(offset, 0), limit)
+        return [_saved_file(row) for row in rows if row[1] is not None], int(total)
+
+
+def _saved_file(row: list[Any]) -> SavedFile:
+    file_id, key, owner_id, chat_id, size, saved_at = row
+    return SavedFile(int(file_id), text(key), int(owner_id), int(chat_id), int(size), float(saved_at))
