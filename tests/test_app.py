@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -11,12 +12,13 @@ import pytest
 from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
-from tests.helpers import no_multipart_uploads
+from tests.helpers import no_multipart_uploads, object_keys
 from tgs3bot.app import App
 from tgs3bot.errors import FatalPollingError, StartupError
 from tgs3bot.events import Event
 
 MiB = 1024 * 1024
+DEADLINE_S = 60  # for waits on an event: it bounds a hang, it does not say how fast things happen
 
 
 async def test_start_checks_token_deletes_webhook_keeping_updates_and_polls_with_timeout_60(
@@ -75,9 +77,9 @@ async def test_polling_survives_5xx_html_pages_and_rate_limits(
     telegram.fail("getUpdates", status=500, times=1)
     telegram.fail("getUpdates", status=429, retry_after=1, times=1)
     telegram.add_update(updates.message(2, text="/start"))  # answers the poll in flight
-    await telegram.wait_for_text(2, "[greeting]")
+    await telegram.wait_for_text(2, "[greeting]", timeout=DEADLINE_S)
     telegram.add_update(updates.message(2, text="after the storm"))
-    await telegram.wait_for_text(2, "[document is required]", timeout=15)
+    await telegram.wait_for_text(2, "[document is required]", timeout=DEADLINE_S)
     statuses = [c.status for c in telegram.calls_of("getUpdates")]
     assert {502, 500, 429} <= set(statuses)
     assert telegram.max_concurrent_polls_seen == 1
@@ -88,7 +90,7 @@ async def test_conflicts_that_last_end_the_bot(start_bot: Any, telegram: FakeTel
     telegram.fail("getUpdates", status=409, times=None)
     bot = await start_bot()
     with pytest.raises(FatalPollingError, match="another instance"):
-        await asyncio.wait_for(bot.task, 15)
+        await asyncio.wait_for(bot.task, DEADLINE_S)
 
 
 async def test_a_revoked_token_while_polling_ends_the_bot(start_bot: Any, telegram: FakeTelegram) -> None:
@@ -96,7 +98,7 @@ async def test_a_revoked_token_while_polling_ends_the_bot(start_bot: Any, telegr
     telegram.fail("getUpdates", status=401, times=None)
     bot = await start_bot()
     with pytest.raises(FatalPollingError, match="token"):
-        await asyncio.wait_for(bot.task, 15)
+        await asyncio.wait_for(bot.task, DEADLINE_S)
 
 
 async def test_stop_drains_the_queue_then_confirms_the_offset(
@@ -119,38 +121,57 @@ async def test_stop_drains_the_queue_then_confirms_the_offset(
     assert telegram.pending_update_ids == []
 
 
-async def test_stop_timeout_aborts_transfers_tells_users_and_exits_non_zero(
+async def test_stop_timeout_aborts_transfers_and_the_next_start_saves_them(
     start_bot: Any, telegram: FakeTelegram, s3: Any, bucket: str
 ) -> None:
-    """If the drain outlasts the shutdown timeout: abort, tell every sender of a document, exit 1."""
+    """A drain that outlasts the timeout aborts the transfer (exit 1); the restart saves both files."""
     bot = await start_bot(shutdown_timeout=0.5)
-    hold = asyncio.Event()  # never set: the transfer cannot finish
+    hold = asyncio.Event()  # not set before the stop: the transfer cannot finish
     stuck = telegram.add_file(os.urandom(12 * MiB), file_name="stuck.bin", hold=hold, chunk_size=9 * MiB)
     queued = telegram.add_file(b"queued behind it", file_name="queued.bin")
     telegram.add_updates([updates.message(7, document=stuck), updates.message(7, document=queued)])
     await telegram.wait_download_started(stuck["file_id"])
     assert await bot.stop() == 1
     notices = [t for t in telegram.sent(7) if "[document has not been saved]" in t and "restarting" in t]
-    assert len(notices) == 2
+    assert len(notices) == 1  # the one in flight; the queued one was never started
     assert (await s3.list_objects_v2(Bucket=bucket)).get("Contents") is None
     assert await no_multipart_uploads(s3, bucket)
     assert telegram.files[queued["file_id"]].downloads_started == 0
+    assert telegram.pending_update_ids == []  # confirmed: the journal keeps them, not Telegram
+
+    hold.set()
+    await telegram.wait_polls_idle()
+    since = len(telegram.calls)
+    await start_bot()
+    await telegram.wait_for_call(
+        lambda _: sum("[document has been saved]" in t for t in telegram.sent(7)) == 2, since=since
+    )
+    assert await object_keys(s3, bucket) == ["queued.bin", "stuck.bin"]
 
 
 class LostQueue:
     """A queue backend that breaks: workers fail to take updates from it."""
 
-    async def put(self, event: Event) -> None:
-        """Accept the update (and lose it)."""
+    async def __aenter__(self) -> LostQueue:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def put_batch(self, events: Sequence[Event]) -> None:
+        """Accept the updates (and lose them)."""
+
+    async def wait_for_room(self) -> None:
+        """Always room."""
 
     async def get(self) -> Event:
         """Fail, as a queue backend whose connection is gone would."""
         raise RuntimeError("queue backend lost")
 
-    def task_done(self, event: Event) -> None:
+    async def task_done(self, event: Event) -> None:
         """Nothing to finish."""
 
-    async def join(self) -> None:
+    async def drain(self) -> None:
         """Nothing to wait for."""
 
     def unfinished(self) -> list[Event]:
@@ -164,5 +185,5 @@ async def test_a_dead_worker_ends_the_bot_instead_of_idling(
     """When a worker dies, the bot stops polling and ends with the error (the CLI exits 1)."""
     app = App(settings_for(), queue=LostQueue())
     with pytest.raises(RuntimeError, match="queue backend lost"):
-        await asyncio.wait_for(app.run(), 15)
+        await asyncio.wait_for(app.run(), DEADLINE_S)
     await telegram.wait_polls_idle()  # the poller was cancelled too

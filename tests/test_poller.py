@@ -16,6 +16,7 @@ from tgs3bot.poller import Poller
 from tgs3bot.queues import ChatQueue
 
 FAST = BackoffConfig(initial_s=0.001, max_s=0.002, conflict_give_up_s=0.05)
+DEADLINE_S = 60  # for waits on an event: it bounds a hang, it does not say how fast things happen
 
 
 class ScriptedPlatform:
@@ -75,9 +76,9 @@ async def test_offsets_follow_the_batches_and_cover_skipped_updates() -> None:
     """Each poll asks after the last update taken, including ones the platform skipped."""
     platform = ScriptedPlatform(
         [
-            UpdateBatch(events=(make_event(10), make_event(11)), next_offset=12),
+            UpdateBatch(events=(make_event(10, chat_id=1), make_event(11, chat_id=2)), next_offset=12),
             UpdateBatch(events=(), next_offset=15),  # three updates the bot ignores (edits, members…)
-            UpdateBatch(events=(make_event(15),), next_offset=16),
+            UpdateBatch(events=(make_event(15, chat_id=3),), next_offset=16),
         ]
     )
     queue = ChatQueue(10)
@@ -87,8 +88,8 @@ async def test_offsets_follow_the_batches_and_cover_skipped_updates() -> None:
     assert [e.update_id for e in queue.unfinished()] == [10, 11, 15]
 
 
-async def test_a_full_queue_holds_the_offset_back() -> None:
-    """With the queue full, the poller waits on put and the offset stays before the waiting update."""
+async def test_a_full_queue_holds_the_next_poll_back() -> None:
+    """With memory full, the batch is journaled and confirmed, but the next poll waits for room."""
     platform = ScriptedPlatform(
         [UpdateBatch(events=(make_event(1), make_event(2, chat_id=2)), next_offset=3)]
     )
@@ -96,10 +97,14 @@ async def test_a_full_queue_holds_the_offset_back() -> None:
     poller = Poller(platform, queue, backoff=FAST)
     task = asyncio.create_task(poller.run())
     first = await queue.get()
-    assert poller.offset == 2  # update 1 taken; update 2 waits for room, unconfirmed
-    queue.task_done(first)
-    await asyncio.wait_for(platform.exhausted.wait(), 1)
-    assert poller.offset == 3
+    assert (queue.qsize(), queue.backlog) == (1, 1)  # update 2 waits in the journal
+    assert platform.offsets == [None]  # no room: no second poll yet
+    await queue.task_done(first)
+    second = await asyncio.wait_for(queue.get(), DEADLINE_S)  # read back from the journal
+    assert platform.offsets == [None]  # memory is full again, with update 2
+    await queue.task_done(second)
+    await asyncio.wait_for(platform.exhausted.wait(), DEADLINE_S)
+    assert platform.offsets == [None, 3]
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -125,7 +130,7 @@ async def test_conflicts_are_retried_then_fatal() -> None:
     platform = ScriptedPlatform([Conflict("409")] * 1000)
     poller = Poller(platform, ChatQueue(10), backoff=FAST)
     with pytest.raises(FatalPollingError, match="another instance"):
-        await asyncio.wait_for(poller.run(), 5)
+        await asyncio.wait_for(poller.run(), DEADLINE_S)
     assert len(platform.offsets) > 1
 
 
@@ -140,5 +145,5 @@ async def test_a_revoked_token_is_fatal_at_once() -> None:
     """401 while polling ends the poller immediately."""
     platform = ScriptedPlatform([Unauthorized("401")])
     with pytest.raises(FatalPollingError, match="token"):
-        await asyncio.wait_for(Poller(platform, ChatQueue(10), backoff=FAST).run(), 5)
+        await asyncio.wait_for(Poller(platform, ChatQueue(10), backoff=FAST).run(), DEADLINE_S)
     assert platform.offsets == [None]

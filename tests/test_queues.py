@@ -1,4 +1,4 @@
-"""The update queue keeps each chat's order, runs chats in parallel, and bounds what it holds."""
+"""The in-process queue keeps each chat's order, runs chats in parallel, bounds memory, and spills."""
 
 from __future__ import annotations
 
@@ -9,14 +9,36 @@ import pytest
 from tests.helpers import make_event
 from tgs3bot.events import Event
 from tgs3bot.queues import ChatQueue
+from tgs3bot.queues.journal import MemoryJournal
+
+DEADLINE_S = 60  # bounds a hang; says nothing about speed
 
 
-async def queue_holding(maxsize: int, *events: Event) -> ChatQueue:
-    """A ChatQueue of ``maxsize`` with ``events`` put in, in order."""
-    queue = ChatQueue(maxsize)
-    for event in events:
-        await queue.put(event)
+async def queue_holding(maxsize: int, *events: Event, journal: MemoryJournal | None = None) -> ChatQueue:
+    """A ChatQueue of ``maxsize`` with ``events`` put in, as one batch."""
+    queue = ChatQueue(maxsize, journal)
+    await queue.__aenter__()
+    await queue.put_batch(events)
     return queue
+
+
+async def nothing_ready(queue: ChatQueue) -> bool:
+    """Whether ``get`` has nothing to hand out (it would wait)."""
+    try:
+        await asyncio.wait_for(queue.get(), 0.05)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def handle_all(queue: ChatQueue, count: int) -> list[Event]:
+    """Take and finish ``count`` events one at a time; return them in the order they were taken."""
+    taken = []
+    for _ in range(count):
+        event = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        taken.append(event)
+        await queue.task_done(event)
+    return taken
 
 
 async def test_one_chat_is_handed_out_in_order_and_one_at_a_time() -> None:
@@ -24,9 +46,8 @@ async def test_one_chat_is_handed_out_in_order_and_one_at_a_time() -> None:
     queue = await queue_holding(10, *(make_event(n, chat_id=1) for n in range(3)))
     first = await queue.get()
     assert first.update_id == 0
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(queue.get(), 0.05)  # chat 1 is busy; nothing else is ready
-    queue.task_done(first)
+    assert await nothing_ready(queue)  # chat 1 is busy; nothing else is ready
+    await queue.task_done(first)
     assert (await queue.get()).update_id == 1
 
 
@@ -40,32 +61,83 @@ async def test_a_busy_chat_does_not_hold_up_other_chats() -> None:
     assert (busy.chat_id, other.chat_id) == (1, 2)
 
 
-async def test_put_waits_while_maxsize_events_are_unfinished() -> None:
-    """A full queue makes put wait until an event is done (in-progress events count)."""
+async def test_the_poller_waits_for_room_while_memory_is_full() -> None:
+    """wait_for_room blocks while maxsize events are unfinished (in progress counts) and wakes after one."""
     queue = await queue_holding(2, make_event(1, chat_id=1), make_event(2, chat_id=2))
-    blocked = asyncio.create_task(queue.put(make_event(3, chat_id=3)))
+    waiting = asyncio.create_task(queue.wait_for_room())
     taken = await queue.get()
     await asyncio.sleep(0)
-    assert not blocked.done()  # taken but not done still counts
-    queue.task_done(taken)
-    await asyncio.wait_for(blocked, 1)
-    assert queue.qsize() == 2
+    assert not waiting.done()  # taken but not done still counts
+    await queue.task_done(taken)
+    await asyncio.wait_for(waiting, DEADLINE_S)
 
 
-async def test_join_waits_for_all_and_unfinished_lists_them() -> None:
-    """join returns once every event is done; unfinished lists in-progress and waiting events."""
+async def test_one_chat_holds_only_its_share_and_the_rest_waits_in_the_journal() -> None:
+    """A chat sending 20 events into a queue of 10 takes one slot; another chat is still taken and served."""
+    journal = MemoryJournal()
+    queue = await queue_holding(10, *(make_event(n, chat_id=1) for n in range(1, 21)), journal=journal)
+    assert (queue.share, queue.qsize(), queue.backlog) == (1, 1, 19)
+    await asyncio.wait_for(queue.wait_for_room(), DEADLINE_S)  # the poller goes on polling
+    busy = await queue.get()
+    await queue.put_batch([make_event(100, chat_id=2)])
+    assert (await asyncio.wait_for(queue.get(), DEADLINE_S)).update_id == 100
+    assert len(await journal.entries()) == 21  # all of it durable, in memory or not
+    assert busy.update_id == 1
+
+
+async def test_spilled_events_come_back_in_order_as_the_chat_drains() -> None:
+    """Every spilled event is handed out, in the chat's order, and the journal ends empty."""
+    journal = MemoryJournal()
+    queue = await queue_holding(10, *(make_event(n, chat_id=1) for n in range(1, 21)), journal=journal)
+    await queue.put_batch([make_event(n, chat_id=1) for n in range(21, 26)])  # more while it spills
+    taken = await handle_all(queue, 25)
+    assert [e.update_id for e in taken] == list(range(1, 26))
+    assert (queue.qsize(), queue.backlog, await journal.entries()) == (0, 0, [])
+
+
+async def test_chats_spilled_for_lack_of_room_are_refilled_first_come_first_served() -> None:
+    """With memory full, later chats wait in the journal and come in in the order they arrived."""
+    queue = await queue_holding(2, make_event(1, chat_id=1), make_event(2, chat_id=2))
+    await queue.put_batch([make_event(3, chat_id=3), make_event(4, chat_id=4)])
+    assert (queue.qsize(), queue.backlog) == (2, 2)
+    taken = await handle_all(queue, 4)
+    assert [e.update_id for e in taken] == [1, 2, 3, 4]
+
+
+async def test_a_restart_brings_back_the_journal_in_order() -> None:
+    """A new queue on the same journal hands out what was unfinished, in the order it was taken."""
+    journal = MemoryJournal()
+    first = await queue_holding(10, *(make_event(n, chat_id=1 + n % 2) for n in range(1, 7)), journal=journal)
+    done = await first.get()
+    await first.task_done(done)  # update 1 finished; 2..6 were taken and not finished
+    second = ChatQueue(10, journal)
+    async with second:
+        assert [e.update_id for e in second.unfinished()] == [2, 3]  # one per chat; the rest spilled
+        taken = await handle_all(second, 5)
+    assert sorted(e.update_id for e in taken) == [2, 3, 4, 5, 6]
+    assert [e.update_id for e in taken if e.chat_id == 1] == [2, 4, 6]
+
+
+async def test_a_redelivered_update_is_taken_once() -> None:
+    """An update put twice (its confirmation was lost) is handed out once."""
+    queue = await queue_holding(10, make_event(1), make_event(2))
+    await queue.put_batch([make_event(2), make_event(3)])
+    taken = await handle_all(queue, 3)
+    assert [e.update_id for e in taken] == [1, 2, 3]
+    assert queue.qsize() == 0
+
+
+async def test_drain_waits_for_spilled_events_and_unfinished_lists_memory() -> None:
+    """drain returns once every event is done, spilled ones included; unfinished lists those in memory."""
     queue = await queue_holding(
         10, make_event(5, chat_id=1), make_event(4, chat_id=2), make_event(6, chat_id=1)
     )
-    taken = await queue.get()
-    assert [e.update_id for e in queue.unfinished()] == [4, 5, 6]
-    joined = asyncio.create_task(queue.join())
-    for _ in range(2):
-        queue.task_done(taken)
-        taken = await queue.get()
-    assert not joined.done()
-    queue.task_done(taken)
-    await asyncio.wait_for(joined, 1)
+    assert [e.update_id for e in queue.unfinished()] == [5, 4]  # 6 waits in the journal (share 1)
+    drained = asyncio.create_task(queue.drain())
+    await handle_all(queue, 2)
+    assert not drained.done()
+    await handle_all(queue, 1)
+    await asyncio.wait_for(drained, DEADLINE_S)
     assert queue.unfinished() == []
 
 
@@ -74,4 +146,4 @@ async def test_task_done_for_an_event_not_in_progress_is_refused() -> None:
     queue = await queue_holding(10, make_event(1, chat_id=1), make_event(2, chat_id=1))
     await queue.get()
     with pytest.raises(ValueError, match="not the one in progress"):
-        queue.task_done(make_event(2, chat_id=1))
+        await queue.task_done(make_event(2, chat_id=1))

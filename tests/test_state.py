@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-import tgs3bot.state
+import tgs3bot.state.sqlite
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile, StateStore
-from tgs3bot.state import (
+from tgs3bot.state import MemoryState, SqliteState
+from tgs3bot.state.sqlite_schema import (
     HANDLED_RETENTION_S,
     LIST_ALL_FILES_SQL,
     LIST_OWNER_FILES_SQL,
     SCHEMA_VERSION,
-    MemoryState,
-    SqliteState,
 )
 
 NOW = 1_700_000_000.0
@@ -206,7 +205,7 @@ async def test_sqlite_greeting_still_in_the_write_batch_is_known(
     state_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A greeting not yet written to the file is still known when the chat is read again from it."""
-    monkeypatch.setattr(tgs3bot.state, "CHAT_CACHE_LIMIT", 1)  # each new chat drops the ones in memory
+    monkeypatch.setattr(tgs3bot.state.sqlite, "CHAT_CACHE_LIMIT", 1)  # each new chat drops the ones in memory
     async with SqliteState(state_path) as state:
         await state.mark_greeted(1)
         await state.set_dialog(1, Dialog("rename", 1, NOW))

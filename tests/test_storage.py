@@ -13,7 +13,8 @@ import pytest
 from tgs3bot.config import MiB
 from tgs3bot.errors import TransferError
 from tgs3bot.interfaces import ObjectInfo, StoredObject
-from tgs3bot.storage import PartBuffers, S3Storage, _PartReader, _PooledPart
+from tgs3bot.storage import PartBuffers, S3Storage
+from tgs3bot.storage.parts import PartReader, _PooledPart
 
 INFO = ObjectInfo(content_type="text/plain", content_disposition="attachment", metadata={"user-id": "1"})
 MOTO_MIN_PART = 5 * MiB  # S3's (and moto's) smallest part but the last
@@ -145,7 +146,7 @@ def _chunks(data: bytes, sizes: Iterable[int]) -> AsyncIterator[bytes]:
 async def test_part_reader_reuses_released_buffers_and_trims_the_last_part() -> None:
     data = bytes(range(256)) * 10  # 2560 bytes: parts of 1000, 1000, 560
     pool = PartBuffers(max_bytes=10_000, min_pooled=1)
-    reader = _PartReader(_chunks(data, [300] * 8 + [160]), 1000, len(data), pool)
+    reader = PartReader(_chunks(data, [300] * 8 + [160]), 1000, len(data), pool)
     first = await reader.read()
     second = await reader.read()
     assert first is not None and second is not None and first is not second
@@ -160,7 +161,7 @@ async def test_part_reader_reuses_released_buffers_and_trims_the_last_part() -> 
 
 async def test_part_reader_without_a_known_size() -> None:
     data = b"x" * 2500
-    reader = _PartReader(_chunks(data, [700, 700, 700, 400]), 1000, None, PartBuffers(10_000, min_pooled=1))
+    reader = PartReader(_chunks(data, [700, 700, 700, 400]), 1000, None, PartBuffers(10_000, min_pooled=1))
     parts = []
     while (part := await reader.read()) is not None:
         parts.append(part.getvalue())
@@ -169,7 +170,7 @@ async def test_part_reader_without_a_known_size() -> None:
 
 
 async def test_part_reader_refuses_a_stream_longer_than_its_size() -> None:
-    reader = _PartReader(_chunks(b"y" * 50, [30, 20]), 1000, 40, PartBuffers(10_000))
+    reader = PartReader(_chunks(b"y" * 50, [30, 20]), 1000, 40, PartBuffers(10_000))
     with pytest.raises(TransferError, match="ran past"):
         await reader.read()
 

@@ -1,15 +1,17 @@
 """The composition root: builds the parts, runs them, and owns the one shutdown order.
 
 Start: check the token (getMe) and the bucket (head_bucket), delete any webhook (keeping pending
-updates), then start one poller and the workers.
+updates), open the state and the queue (which brings back what the journal kept from an earlier
+run), then start one poller and the workers.
 
-Stop (SIGTERM/SIGINT only set an event):
-1. cancel the poller (its long poll is abandoned; the offset covers only what was queued);
+Stop (SIGTERM/SIGINT only set an event; fatal polling, 401 or a lasting 409, takes the same path):
+1. cancel the poller (its long poll is abandoned; everything it took is already journaled);
 2. let the workers drain the queue, for at most ``shutdown_timeout`` seconds;
-3. cancel the workers (on a timeout, transfers in flight abort and their users are told);
-4. after a full drain, confirm what was handled with one last getUpdates (offset, timeout=0), so
-   a restart does not handle it again; after a timeout, log the dropped update ids instead;
-5. close S3 and the Bot API session (the exit stack).
+3. cancel the workers (on a timeout, transfers in flight abort and their users are told that the
+   bot will save the file when it is back: the unfinished updates stay in the journal);
+4. confirm what was taken with one last getUpdates (offset, timeout=0), so a restart is not sent
+   it again (not after fatal polling: Telegram would refuse that call too);
+5. close the queue, the state, S3 and the Bot API session (the exit stack).
 
 Exit codes: 0 after a clean drain; 1 when the drain timed out or polling or a worker died (a
 supervisor should restart the bot); start-up errors raise ``StartupError`` to the CLI.
@@ -27,14 +29,15 @@ import structlog
 from tgs3bot import replies
 from tgs3bot.config import BackoffConfig, Settings, WorkerConfig
 from tgs3bot.context import Context, Policy
-from tgs3bot.errors import PlatformError
-from tgs3bot.handlers.documents import tell_dropped
-from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
+from tgs3bot.errors import FatalPollingError, PlatformError
+from tgs3bot.interfaces import Journal, Platform, StateStore, UpdateQueue
 from tgs3bot.localfiles import LocalFiles
 from tgs3bot.poller import POLL_TIMEOUT_S, Poller
 from tgs3bot.queues import ChatQueue
+from tgs3bot.queues.journal import MemoryJournal
 from tgs3bot.router import build_router
 from tgs3bot.state import SqliteState
+from tgs3bot.state.sqlite_journal import SqliteJournal
 from tgs3bot.storage import S3Storage
 from tgs3bot.telegram import TelegramPlatform
 from tgs3bot.utils import log_exceptions
@@ -60,7 +63,7 @@ class App:
         self.settings = settings
         self.backoff = backoff or BackoffConfig()
         self.state = state  # None: the SQLite file at settings.state_path
-        self.queue = queue  # None: the in-process ChatQueue of settings.queue_size
+        self.queue = queue  # None: the in-process ChatQueue of settings.queue_size, journaled
         self.poll_timeout_s = poll_timeout_s
         self.stop_requested = asyncio.Event()
 
@@ -81,21 +84,14 @@ class App:
             )
             stack.push_async_callback(platform.close)
             await platform.start()
-            storage = await stack.enter_async_context(
-                S3Storage(
-                    s.s3_bucket,
-                    endpoint_url=s.s3_endpoint_url,
-                    region=s.s3_region,
-                    conditional_writes=s.s3_conditional_writes,
-                )
-            )
+            storage = await stack.enter_async_context(_storage(s))
             await storage.check_bucket()
             # SqliteState raises StartupError itself when the file cannot be opened.
             state = await stack.enter_async_context(self.state or SqliteState(s.state_path))
+            queue = await stack.enter_async_context(self.queue or ChatQueue(s.queue_size, _journal(state)))
             await _register_commands(platform)
             policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
             ctx = Context(platform=platform, storage=storage, state=state, policy=policy)
-            queue = self.queue or ChatQueue(s.queue_size)
             poller = Poller(platform, queue, backoff=self.backoff, poll_timeout_s=self.poll_timeout_s)
             worker = Worker(queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
             stack.callback(self._remove_signal_handlers)
@@ -106,6 +102,7 @@ class App:
                 bucket=s.s3_bucket,
                 workers=s.concurrent_workers,
                 queue_size=s.queue_size,
+                restored=len(queue.unfinished()),
                 event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
             )
             return await self._serve(ctx, queue, poller, worker)
@@ -116,47 +113,56 @@ class App:
         workers = worker.start()
         stop_task = asyncio.create_task(self.stop_requested.wait(), name="stop-signal")
         done, _ = await asyncio.wait({poll_task, stop_task, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        if poll_task in done and isinstance(poll_task.exception(), FatalPollingError):
+            # Polling cannot go on: finish what was taken (it stays journaled if time runs out).
+            await _cancel(stop_task)
+            await self._drain(ctx, queue, worker, workers, confirm_offset=None)
+            poll_task.result()  # re-raises: the CLI prints the one error line and exits 1
         if stop_task not in done:
             # The poller or a worker ended on its own: never stay alive without polling or working.
             await _cancel(poll_task, stop_task, *workers)
             crashed = done.pop()
             log.critical("background_task_ended", task=crashed.get_name())
-            crashed.result()  # re-raises its exception (FatalPollingError → the CLI's error line)
+            crashed.result()  # re-raises its exception
             return 1
-        log.info("shutdown_started", unfinished=len(queue.unfinished()))
         await _cancel(poll_task)
-        try:
-            await asyncio.wait_for(queue.join(), self.settings.shutdown_timeout)
-        except TimeoutError:
-            return await self._abandon(ctx, queue, worker, workers)
-        await _cancel(*workers)
-        await _confirm(ctx.platform, poller.offset)
-        log.info("shutdown_complete")
-        return 0
+        return await self._drain(ctx, queue, worker, workers, confirm_offset=poller.offset)
 
-    async def _abandon(
-        self, ctx: Context, queue: UpdateQueue, worker: Worker, workers: list[asyncio.Task[None]]
+    async def _drain(
+        self,
+        ctx: Context,
+        queue: UpdateQueue,
+        worker: Worker,
+        workers: list[asyncio.Task[None]],
+        confirm_offset: int | None,
     ) -> int:
-        """The drain ran out of time: abort what is in flight and tell whoever sent a document.
+        """Finish the queued work within the shutdown timeout; 0 if all of it was finished."""
+        log.info("shutdown_started", unfinished=len(queue.unfinished()))
+        try:
+            await asyncio.wait_for(queue.drain(), self.settings.shutdown_timeout)
+        except TimeoutError:
+            code = await self._abandon(queue, worker, workers)
+        else:
+            await _cancel(*workers)
+            code = 0
+        # Whatever is unfinished is journaled: confirming it to Telegram loses nothing.
+        await _confirm(ctx.platform, confirm_offset)
+        log.info("shutdown_complete", exit_code=code)
+        return code
 
-        Telegram already counts the queued updates as delivered (each poll confirms the previous
-        batch), so they are gone: their ids are logged, and senders of documents are told.
+    async def _abandon(self, queue: UpdateQueue, worker: Worker, workers: list[asyncio.Task[None]]) -> int:
+        """The drain ran out of time: abort what is in flight; the rest waits for the next start.
+
+        Cancelled transfers abort their uploads and tell their users the bot will save the file
+        when it is back; every unfinished update stays queued (journal or Redis) and runs again.
         """
-        unfinished = queue.unfinished()
-        in_progress = worker.in_progress()
         log.error(
             "shutdown_timed_out",
             timeout_s=self.settings.shutdown_timeout,
-            dropped_update_ids=[e.update_id for e in unfinished],
+            in_progress=sorted(e.update_id for e in worker.in_progress()),
+            kept_update_ids=[e.update_id for e in queue.unfinished()],
         )
-        # Cancelled handlers abort their uploads and tell their users themselves.
         await _cancel(*workers, timeout_s=WORKER_CANCEL_TIMEOUT_S)
-        waiting = [e for e in unfinished if e not in in_progress]
-        with suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(tell_dropped(ctx, e) for e in waiting), return_exceptions=True),
-                WORKER_CANCEL_TIMEOUT_S,
-            )
         return 1
 
     def _install_signal_handlers(self) -> None:
@@ -174,6 +180,20 @@ class App:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("signal_received", signal=sig.name)
         self.request_stop()
+
+
+def _storage(settings: Settings) -> S3Storage:
+    return S3Storage(
+        settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        conditional_writes=settings.s3_conditional_writes,
+    )
+
+
+def _journal(state: StateStore) -> Journal:
+    """The queue's journal: in the SQLite state file, or in memory beside a memory state (tests)."""
+    return SqliteJournal(state) if isinstance(state, SqliteState) else MemoryJournal()
 
 
 def _local_files(settings: Settings) -> LocalFiles | None:

@@ -90,4 +90,3 @@ def from_json(data: bytes | str) -> Event:
     if fields.get("document") is not None:
         fields["document"] = Document(**fields["document"])
     return Event(**fields)
-

@@ -1,7 +1,9 @@
 """The poller: the only caller of getUpdates. It queues what arrives and forgets it.
 
-No business logic lives here: it moves the offset, waits on a full queue (backpressure) and reacts
-to each kind of failure as it deserves:
+No business logic lives here. Before each poll it waits for room in the queue (backpressure); a
+batch goes into the queue, which makes it durable (the journal, or Redis), before the offset
+moves, so the next poll confirms to the platform only what the bot already keeps. It reacts to
+each kind of failure as it deserves:
 
 - ``RetryAfter``: wait as long as the platform asks;
 - ``TransientError`` (network, timeouts, 5xx, a proxy's HTML page): jittered exponential backoff;
@@ -51,6 +53,7 @@ class Poller:
         """Poll until cancelled (the way to stop it) or until polling cannot go on."""
         log.info("poller_started", timeout_s=self._poll_timeout_s)
         while True:
+            await self._queue.wait_for_room()
             try:
                 batch = await self._platform.get_updates(self.offset, self._poll_timeout_s)
             except RetryAfter as exc:
@@ -66,9 +69,8 @@ class Poller:
                 await self._on_transient(exc)
                 continue
             self._on_success()
-            for event in batch.events:
-                await self._queue.put(event)
-                self.offset = event.update_id + 1  # only once the queue has it
+            if batch.events:
+                await self._queue.put_batch(batch.events)  # durable before the offset confirms it
             if batch.next_offset is not None:
                 self.offset = batch.next_offset
 

@@ -17,7 +17,7 @@ DOCUMENT_REQUIRED = (
 )
 ACCESS_DENIED = "[access denied] This bot is private; ask its operator to add your user id."
 INTERNAL_ERROR = "Something went wrong on our side while handling that message; please try again."
-RESTARTING = "the bot is restarting; send the file again in a minute"
+RESTARTING = "the bot is restarting; it will save the file when it is back, no need to send it again"
 
 
 def document_received(name: str) -> str:

@@ -45,8 +45,9 @@ class Worker:
             try:
                 await self.handle(event)
             finally:
+                # A cancelled event is not done: it stays queued (journal, Redis) to run again.
                 self._in_progress.discard(event)
-                self._queue.task_done(event)
+            await self._queue.task_done(event)
 
     def in_progress(self) -> frozenset[Event]:
         """The events being handled right now."""

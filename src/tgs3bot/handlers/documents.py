@@ -55,7 +55,8 @@ async def save_document(ctx: Context, event: Event) -> None:
         await _reply(ctx, event, replies.document_not_saved(exc.reason))
         return
     except asyncio.CancelledError:
-        # Shutdown ran out of time: the upload was aborted; say so before the worker goes.
+        # Shutdown ran out of time: the upload was aborted, and the update stays queued to run
+        # again after the restart; say so before the worker goes.
         with contextlib.suppress(Exception, asyncio.CancelledError):
             notice = _reply(ctx, event, replies.document_not_saved(replies.RESTARTING))
             await asyncio.wait_for(notice, RESTART_NOTICE_TIMEOUT_S)
@@ -82,12 +83,6 @@ def rename_buttons(file_id: int) -> Keyboard:
             Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),
         ),
     )
-
-
-async def tell_dropped(ctx: Context, event: Event) -> None:
-    """Tell the sender of a document that was still queued at a forced shutdown to send it again."""
-    if event.document is not None and event.private and ctx.policy.allows(event.user_id):
-        await _reply(ctx, event, replies.document_not_saved(replies.RESTARTING))
 
 
 async def _reply(ctx: Context, event: Event, text: str) -> None:

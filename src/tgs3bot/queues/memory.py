@@ -1,77 +1,178 @@
-"""The in-process update queue: per-chat order, concurrency across chats, one bound for all.
+"""The in-process update queue: per-chat order, concurrency across chats, a bound, and a journal.
 
-Chats with work waiting sit in a ready ``asyncio.Queue``; each chat's events wait in its own lane.
-A worker takes a chat from the ready queue and handles the head of its lane; until it calls
-``task_done`` the chat is out of the ready queue, so the chat's next event cannot start early,
-while other chats' events are taken by the other workers. One chat that sends many slow files
-therefore occupies one worker, never all of them (no head-of-line blocking).
+Every event is written to a ``Journal`` (the SQLite state file) before ``put_batch`` returns, and
+leaves it in ``task_done``: the poller's next getUpdates, which confirms the batch to Telegram, is
+sent only once the batch is on disk, so a crash loses nothing that was taken (SPEC §5). At start,
+``__aenter__`` brings back what the journal still holds, in the order it was taken.
 
-``maxsize`` bounds every event put and not yet done (waiting or in progress): a full queue makes
-``put`` wait, which is the poller's backpressure.
+In memory, chats with work waiting sit in a ready ``asyncio.Queue``; each chat's events wait in
+its own lane. A worker takes a chat from the ready queue and handles the head of its lane; until
+it calls ``task_done`` the chat is out of the ready queue, so the chat's next event cannot start
+early, while other chats' events are taken by the other workers.
+
+``maxsize`` bounds the events held in memory (waiting or in progress). One chat holds at most
+``share`` of them; what it sends beyond that, or what arrives while memory is full, stays in the
+journal only ("spilled") and is read back, in order, as room frees up: chats that spilled first
+are refilled first. So one chat forwarding hundreds of files occupies one worker and ``share``
+slots, never the whole queue, and other chats' messages are still taken and answered at once.
+The poller waits (``wait_for_room``) while memory is full or the spilled backlog is at its limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Self
 
 from tgs3bot.events import Event
+from tgs3bot.interfaces import Journal
+from tgs3bot.queues.journal import MemoryJournal
+
+SHARE_DIVISOR = 10  # a chat holds at most a tenth of the queue in memory (at least one event)
+BACKLOG_FACTOR = 100  # the poller waits once this many times maxsize events are spilled
+
+
+def default_share(maxsize: int) -> int:
+    """The events one chat may hold in memory: a tenth of the queue, at least one."""
+    return max(1, maxsize // SHARE_DIVISOR)
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One chat's events in memory, and how many more wait in the journal only."""
+
+    events: deque[tuple[int, Event]] = field(default_factory=deque)  # (seq, event), head first
+    spilled: int = 0
+    last_seq: int = 0  # the newest seq held in memory; spilled ones come after it
+    busy: bool = False  # its head is being handled
 
 
 class ChatQueue:
-    """A bounded queue of events, handed out in order per chat (see ``interfaces.UpdateQueue``)."""
+    """A journaled, bounded queue handed out in order per chat (see ``interfaces.UpdateQueue``)."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, journal: Journal | None = None, *, share: int | None = None) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
-        self._slots = asyncio.Semaphore(maxsize)
+        self.share = share or default_share(maxsize)
+        self.backlog_limit = BACKLOG_FACTOR * maxsize
+        self._journal: Journal = journal if journal is not None else MemoryJournal()
         self._ready: asyncio.Queue[int] = asyncio.Queue()
-        self._lanes: dict[int, deque[Event]] = {}
-        self._count = 0
-        self._all_done = asyncio.Event()
-        self._all_done.set()
+        self._lanes: dict[int, _Lane] = {}
+        self._spill_order: dict[int, None] = {}  # chats with spilled events, first spilled first
+        self._count = 0  # events in memory
+        self._backlog = 0  # events in the journal only
+        self._lock = asyncio.Lock()  # admissions and refills, so spilled counts match the journal
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> Self:
+        """Take back what the journal holds from an earlier run, in the order it was taken."""
+        async with self._lock:
+            for seq, event in await self._journal.entries():
+                self._admit(seq, event)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None  # what is unfinished stays in the journal for the next start
 
     def qsize(self) -> int:
-        """Events put and not yet done."""
+        """Events in memory, waiting or in progress."""
         return self._count
 
-    async def put(self, event: Event) -> None:
-        """Add an event at the end of its chat's lane; wait while ``maxsize`` events are unfinished."""
-        await self._slots.acquire()
-        self._count += 1
-        self._all_done.clear()
+    @property
+    def backlog(self) -> int:
+        """Events taken and waiting in the journal only."""
+        return self._backlog
+
+    async def put_batch(self, events: Sequence[Event]) -> None:
+        """Journal the events (one transaction), then hold in memory what fits (see the module text)."""
+        async with self._lock:
+            for seq, event in await self._journal.append(events):
+                self._admit(seq, event)
+        await self._notify()
+
+    def _admit(self, seq: int, event: Event) -> None:
         lane = self._lanes.get(event.chat_id)
         if lane is None:
-            self._lanes[event.chat_id] = deque([event])
-            self._ready.put_nowait(event.chat_id)
-        else:
-            lane.append(event)  # the chat is busy or already ready; its turn comes in order
+            lane = self._lanes[event.chat_id] = _Lane()
+        if lane.spilled or len(lane.events) >= self.share or self._count >= self.maxsize:
+            lane.spilled += 1
+            self._backlog += 1
+            self._spill_order[event.chat_id] = None
+            return
+        self._hold(event.chat_id, lane, seq, event)
+
+    def _hold(self, chat_id: int, lane: _Lane, seq: int, event: Event) -> None:
+        lane.events.append((seq, event))
+        lane.last_seq = seq
+        self._count += 1
+        if len(lane.events) == 1 and not lane.busy:
+            self._ready.put_nowait(chat_id)
+
+    async def wait_for_room(self) -> None:
+        """Return once memory has room and the spilled backlog is under its limit."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._count < self.maxsize and self._backlog < self.backlog_limit
+            )
 
     async def get(self) -> Event:
         """The head event of the next ready chat; the chat stays busy until ``task_done``."""
         chat_id = await self._ready.get()
-        return self._lanes[chat_id][0]
+        lane = self._lanes[chat_id]
+        lane.busy = True
+        return lane.events[0][1]
 
-    def task_done(self, event: Event) -> None:
-        """Finish the chat's head event and make the chat ready again if more are waiting."""
+    async def task_done(self, event: Event) -> None:
+        """Finish the chat's head event: out of the journal, and the chat's next one made ready."""
         lane = self._lanes[event.chat_id]
-        if lane[0] is not event:
+        if not lane.events or lane.events[0][1] is not event:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
-        lane.popleft()
-        if lane:
-            self._ready.put_nowait(event.chat_id)
-        else:
-            del self._lanes[event.chat_id]
+        lane.events.popleft()
         self._count -= 1
-        self._slots.release()
-        if self._count == 0:
-            self._all_done.set()
+        await self._journal.remove(event.update_id)
+        if self._spill_order:
+            await self._refill()
+        lane.busy = False  # only now: a refill or a put meanwhile must not make the chat ready twice
+        if lane.events:
+            self._ready.put_nowait(event.chat_id)
+        elif not lane.spilled:
+            del self._lanes[event.chat_id]
+        await self._notify()
 
-    async def join(self) -> None:
-        """Wait until every event put so far is done."""
-        await self._all_done.wait()
+    async def _refill(self) -> None:
+        """Read spilled events back from the journal while memory has room, first spilled first."""
+        async with self._lock:
+            for chat_id in list(self._spill_order):
+                room = self.maxsize - self._count
+                if room <= 0:
+                    return
+                lane = self._lanes[chat_id]
+                want = min(self.share - len(lane.events), room, lane.spilled)
+                if want <= 0:
+                    continue
+                entries = await self._journal.entries(chat_id, after_seq=lane.last_seq, limit=want)
+                lane.spilled -= len(entries)
+                self._backlog -= len(entries)
+                for seq, event in entries:
+                    self._hold(chat_id, lane, seq, event)
+                if not lane.spilled or not entries:  # none found: the count was off; do not spin
+                    self._backlog -= lane.spilled
+                    lane.spilled = 0
+                    del self._spill_order[chat_id]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def drain(self) -> None:
+        """Wait until every event taken so far is done, spilled ones included."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._count == 0 and self._backlog == 0)
 
     def unfinished(self) -> list[Event]:
-        """The events put and not yet done, in progress or waiting, ordered by update id."""
-        return sorted((e for lane in self._lanes.values() for e in lane), key=lambda e: e.update_id)
+        """The events in memory and not yet done, in progress or waiting, in the order taken."""
+        held = sorted((entry for lane in self._lanes.values() for entry in lane.events), key=lambda e: e[0])
+        return [event for _, event in held]

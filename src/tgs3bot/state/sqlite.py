@@ -1,16 +1,8 @@
-"""The bot's state, behind ``interfaces.StateStore``: an SQLite file by default, memory for tests.
+"""The bot's state in an SQLite file (``interfaces.StateStore``), and the in-process queue's journal.
 
 Why SQLite: it is embedded (no server to run or reach), one file survives restarts, and its
-transactions make each operation atomic even if the process dies in the middle of it.
-
-What the file holds (schema version 1, kept in ``PRAGMA user_version``):
-
-- ``greeted(chat_id)``: chats that have had the greeting.
-- ``handled(update_id, at)``: updates already handled, so a redelivered one is skipped; rows older
-  than ``HANDLED_RETENTION_S`` are pruned at open.
-- ``dialogs(chat_id, kind, file_id, started_at)``: the question each chat is to answer (a new name).
-- ``files(id, key, owner_id, chat_id, size, saved_at)``: the index of saved objects, one per key,
-  with an index for each listing order (one owner's files, everyone's), newest first.
+transactions make each operation atomic even if the process dies in the middle of it. The tables
+and queries are in ``sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -25,11 +17,28 @@ from pathlib import Path
 from typing import Any, Self
 
 import aiosqlite
+import structlog
 
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
+from tgs3bot.state.sqlite_batch import WriteBatch
+from tgs3bot.state.sqlite_schema import (
+    CHAT_CACHE_LIMIT,
+    GET_FILE_SQL,
+    HANDLED_RETENTION_S,
+    LIST_ALL_FILES_SQL,
+    LIST_OWNER_FILES_SQL,
+    LOAD_CHAT_SQL,
+    MARK_FLUSH_BATCH,
+    MARK_FLUSH_INTERVAL_S,
+    RECENT_HANDLED_LIMIT,
+    RECORD_FILE_SQL,
+    configure,
+    migrate,
+)
 from tgs3bot.utils import log_exceptions
 
+log = structlog.get_logger(__name__)
 
 
 def _saved_file(row: Iterable[Any]) -> SavedFile:
@@ -65,8 +74,7 @@ class SqliteState:
         self._chats: dict[int, _Chat] = {}  # bounded by CHAT_CACHE_LIMIT
         self._recent: dict[int, None] = {}  # ids handled in this run, oldest first (bounded)
         self._unknown_above = 0  # ids above this were never handled before this run
-        self._pending_marks: list[tuple[int, float]] = []
-        self._pending_greeted: set[int] = set()
+        self.batch = WriteBatch()
         self._flusher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -84,8 +92,8 @@ class SqliteState:
         return self
 
     async def _prepare(self, db: aiosqlite.Connection) -> None:
-        await _configure(db)
-        await _migrate(db, self.path)
+        await configure(db)
+        await migrate(db, self.path)
         await db.execute("DELETE FROM handled WHERE at < ?", (self._clock() - HANDLED_RETENTION_S,))
         await db.commit()
         rows = list(await db.execute_fetchall("SELECT coalesce(max(update_id), 0) FROM handled"))
@@ -100,7 +108,7 @@ class SqliteState:
         db, self._db = self._db, None
         if db is not None:
             try:
-                await self._write_marks(db)
+                await self.batch.write(db)
                 await db.commit()
             finally:
                 await db.close()
@@ -108,28 +116,19 @@ class SqliteState:
     async def _flush_regularly(self) -> None:
         while True:
             await asyncio.sleep(MARK_FLUSH_INTERVAL_S)
-            await self._flush_marks()
+            try:
+                await self.flush()
+            except sqlite3.Error as exc:  # "database is locked" and the like: the marks stay pending
+                log.warning("state_flush_failed", error=str(exc), pending=len(self.batch))
 
-    async def _flush_marks(self) -> None:
-        if self._pending_marks or self._pending_greeted:
-            async with self._transaction() as db:
-                await self._write_marks(db)
-
-    async def _write_marks(self, db: aiosqlite.Connection) -> None:
-        marks, self._pending_marks = self._pending_marks, []
-        greeted, self._pending_greeted = self._pending_greeted, set()
-        try:
-            if marks:
-                await db.executemany(MARK_HANDLED_SQL, marks)
-            if greeted:
-                await db.executemany(MARK_GREETED_SQL, [(chat_id,) for chat_id in greeted])
-        except BaseException:
-            self._pending_marks[:0] = marks  # kept for the next flush
-            self._pending_greeted |= greeted
-            raise
+    async def flush(self) -> None:
+        """Write the pending marks and journal removals now (one transaction)."""
+        if self.batch:
+            async with self.transaction() as db:
+                await self.batch.write(db)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """The connection, for one atomic operation: committed at the end, rolled back on error."""
         if self._db is None:
             raise RuntimeError("SqliteState is used outside `async with`")
@@ -143,12 +142,12 @@ class SqliteState:
                 await self._db.commit()
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             rows = list(await db.execute_fetchall(sql, params))  # one trip to aiosqlite's thread
         return rows[0] if rows else None
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(sql, params)
 
     async def _chat(self, chat_id: int) -> _Chat:
@@ -159,7 +158,7 @@ class SqliteState:
         assert row is not None  # the LEFT JOIN on one row yields one row
         greeted, kind, file_id, started_at = row
         dialog = None if kind is None else Dialog(str(kind), int(file_id), float(started_at))
-        chat = _Chat(greeted=bool(greeted) or chat_id in self._pending_greeted, dialog=dialog)
+        chat = _Chat(greeted=bool(greeted) or chat_id in self.batch.greeted, dialog=dialog)
         if len(self._chats) >= CHAT_CACHE_LIMIT:
             self._chats.clear()  # start over from the disk rather than grow without end
         self._chats[chat_id] = chat
@@ -172,7 +171,7 @@ class SqliteState:
     async def mark_greeted(self, chat_id: int) -> None:
         """Remember that the chat has been greeted (written with the next batch of marks)."""
         (await self._chat(chat_id)).greeted = True
-        self._pending_greeted.add(chat_id)
+        self.batch.greeted.add(chat_id)
 
     async def is_handled(self, update_id: int) -> bool:
         """Whether the update was handled already (in memory unless the id is an old one)."""
@@ -189,9 +188,9 @@ class SqliteState:
             oldest = next(iter(self._recent))
             del self._recent[oldest]
             self._unknown_above = max(self._unknown_above, oldest)  # from now on, ask the disk
-        self._pending_marks.append((update_id, self._clock()))
-        if len(self._pending_marks) >= MARK_FLUSH_BATCH:
-            await self._flush_marks()
+        self.batch.handled.append((update_id, self._clock()))
+        if len(self.batch) >= MARK_FLUSH_BATCH:
+            await self.flush()
 
     async def get_dialog(self, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
@@ -226,7 +225,7 @@ class SqliteState:
 
     async def rename_file(self, file_id: int, new_key: str) -> None:
         """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "DELETE FROM files WHERE key = ? AND id != ? AND EXISTS (SELECT 1 FROM files WHERE id = ?)",
                 (new_key, file_id, file_id),
@@ -246,7 +245,7 @@ class SqliteState:
         if owner_id is not None:
             page_sql, count_sql = LIST_OWNER_FILES_SQL, "SELECT count(*) FROM files WHERE owner_id = ?"
             params = (owner_id,)
-        async with self._transaction() as db:  # the lock keeps writes out between page and total
+        async with self.transaction() as db:  # the lock keeps writes out between page and total
             rows = await db.execute_fetchall(page_sql, (*params, limit, offset))
             counts = list(await db.execute_fetchall(count_sql, params))
         return [_saved_file(row) for row in rows], int(counts[0][0])
@@ -258,5 +257,3 @@ class _Chat:
 
     greeted: bool
     dialog: Dialog | None
-
-

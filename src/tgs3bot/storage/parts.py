@@ -75,7 +75,7 @@ def _presized(length: int | None, part: _Buffer) -> _Buffer:
     return part
 
 
-class _PartReader:
+class PartReader:
     """Cuts a stream of chunks into parts of exactly ``part_size`` bytes (the last may be short).
 
     Each part is an ``io.BytesIO`` that the chunks are written into and that is then uploaded as

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tgs3bot.config import MiB
 from tgs3bot.errors import StartupError, TransferError
 from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
-from tgs3bot.storage.parts import PartBuffers, _PartReader
+from tgs3bot.storage.parts import PartBuffers, PartReader
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -177,7 +177,7 @@ class S3Storage:
         one request; the existing object is looked at only when S3 answers 412. Bigger files are
         checked before their download starts, so a refusal does not wait for the whole transfer.
         """
-        reader = _PartReader(chunks, self.part_size, expected_size, self.buffers)
+        reader = PartReader(chunks, self.part_size, expected_size, self.buffers)
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
@@ -229,7 +229,7 @@ class S3Storage:
         await self.client.put_object(Body=body, **args)
         return existing
 
-    async def _multipart(self, args: dict[str, Any], reader: _PartReader, expected_size: int | None) -> None:
+    async def _multipart(self, args: dict[str, Any], reader: PartReader, expected_size: int | None) -> None:
         upload = await self.client.create_multipart_upload(**args)
         upload_id = upload["UploadId"]
         in_flight: set[asyncio.Task[dict[str, Any]]] = set()
@@ -262,7 +262,7 @@ class S3Storage:
             raise
 
     async def _upload_part(
-        self, args: dict[str, Any], upload_id: str, number: int, body: io.BytesIO, reader: _PartReader
+        self, args: dict[str, Any], upload_id: str, number: int, body: io.BytesIO, reader: PartReader
     ) -> dict[str, Any]:
         answer = await self.client.upload_part(
             Bucket=args["Bucket"], Key=args["Key"], UploadId=upload_id, PartNumber=number, Body=body

@@ -1,0 +1,50 @@
+"""The in-process queue's journal in the SQLite state file (SPEC §5, the embedded default).
+
+Each poll's batch is written in one transaction before the poller sends the getUpdates that
+confirms it to Telegram; an update leaves the journal with its handled mark (``WriteBatch``), so
+whatever a crash interrupts is still in the file at the next start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tgs3bot.events import Event, from_json, to_json
+from tgs3bot.state.sqlite import SqliteState
+from tgs3bot.state.sqlite_schema import JOURNAL_ALL_SQL, JOURNAL_APPEND_SQL, JOURNAL_CHAT_SQL
+
+NEW_ENTRIES_SQL = "SELECT seq, body FROM journal WHERE seq > ? ORDER BY seq"
+LAST_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM journal"
+
+
+class SqliteJournal:
+    """``interfaces.Journal`` in the ``journal`` table of a ``SqliteState``'s file."""
+
+    def __init__(self, state: SqliteState) -> None:
+        self._state = state
+
+    async def append(self, events: Sequence[Event]) -> list[tuple[int, Event]]:
+        """Write the events in one transaction; return the ones not journaled before, with their seq."""
+        if not events:
+            return []
+        rows = [(e.update_id, e.chat_id, to_json(e)) for e in events]
+        async with self._state.transaction() as db:
+            before = next(iter(await db.execute_fetchall(LAST_SEQ_SQL)))[0]
+            await db.executemany(JOURNAL_APPEND_SQL, rows)
+            added = await db.execute_fetchall(NEW_ENTRIES_SQL, (before,))
+        return [(int(seq), from_json(body)) for seq, body in added]
+
+    async def entries(
+        self, chat_id: int | None = None, *, after_seq: int = 0, limit: int = -1
+    ) -> list[tuple[int, Event]]:
+        """Entries in ``seq`` order: all, or one chat's after ``after_seq`` (at most ``limit``)."""
+        async with self._state.transaction() as db:
+            if chat_id is None:
+                rows = await db.execute_fetchall(JOURNAL_ALL_SQL)
+            else:
+                rows = await db.execute_fetchall(JOURNAL_CHAT_SQL, (chat_id, after_seq, limit))
+        return [(int(seq), from_json(body)) for seq, body in rows]
+
+    async def remove(self, update_id: int) -> None:
+        """Forget a finished update, with the next batch of marks."""
+        self._state.batch.finished.append(update_id)
