@@ -187,3 +187,28 @@ async def test_a_dead_worker_ends_the_bot_instead_of_idling(
     with pytest.raises(RuntimeError, match="queue backend lost"):
         await asyncio.wait_for(app.run(), DEADLINE_S)
     await telegram.wait_polls_idle()  # the poller was cancelled too
+
+
+async def test_fatal_polling_drains_and_keeps_the_rest_for_the_next_start(
+    start_bot: Any, telegram: FakeTelegram, s3: Any, bucket: str
+) -> None:
+    """A 401 while polling ends the bot through the drain; what it could not finish runs at the next start."""
+    bot = await start_bot(shutdown_timeout=0.5)
+    hold = asyncio.Event()
+    doc = telegram.add_file(os.urandom(200_000), file_name="kept.bin", hold=hold)
+    telegram.add_updates([updates.message(8, document=doc), updates.message(8, text="and this")])
+    await telegram.wait_download_started(doc["file_id"])
+    telegram.fail("getUpdates", status=401, times=None)
+    telegram.add_update(updates.message(9, text="/start"))  # ends the long poll; the next one gets 401
+    with pytest.raises(FatalPollingError, match="token"):
+        await asyncio.wait_for(bot.task, DEADLINE_S)
+    assert not any("[document has been saved]" in t for t in telegram.sent(8))
+
+    telegram.clear_faults()
+    hold.set()
+    await telegram.wait_polls_idle()
+    await start_bot()
+    texts = await telegram.wait_for_text(8, "[document is required]", timeout=DEADLINE_S)
+    assert "[document has been saved]" in texts[-2] and "kept.bin" in texts[-2]
+    await telegram.wait_for_text(9, "[greeting]", timeout=DEADLINE_S)
+    assert await object_keys(s3, bucket) == ["kept.bin"]

@@ -1,0 +1,54 @@
+"""The SQLite journal: batches written at once, read back in order, gone only with their handled mark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import make_event
+from tgs3bot.events import Event
+from tgs3bot.state import SqliteState
+from tgs3bot.state.sqlite_journal import SqliteJournal
+
+
+def ids(entries: list[tuple[int, Event]]) -> list[int]:
+    """The update ids of journal entries."""
+    return [event.update_id for _, event in entries]
+
+
+async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_path: Path) -> None:
+    """append returns the new entries with growing seqs; a redelivered update is not journaled twice."""
+    async with SqliteState(tmp_path / "s.sqlite3") as state:
+        journal = SqliteJournal(state)
+        first = await journal.append([make_event(900, chat_id=1), make_event(5, chat_id=2)])
+        again = await journal.append([make_event(5, chat_id=2), make_event(6, chat_id=1)])
+        assert ids(first) == [900, 5] and ids(again) == [6]
+        assert [seq for seq, _ in first + again] == sorted(seq for seq, _ in first + again)
+        assert ids(await journal.entries()) == [900, 5, 6]  # the order taken, not the ids' order
+        assert ids(await journal.entries(1, after_seq=first[0][0], limit=5)) == [6]
+        assert (await journal.entries(2))[0][1] == make_event(5, chat_id=2)  # the whole event comes back
+
+
+async def test_the_journal_survives_a_process_that_never_closed_the_file(tmp_path: Path) -> None:
+    """Entries written by append are on disk at once: another connection sees them without a close."""
+    path = tmp_path / "s.sqlite3"
+    async with SqliteState(path) as crashed:
+        await SqliteJournal(crashed).append([make_event(1), make_event(2)])
+        async with SqliteState(path) as restarted:  # as the next process would open it
+            assert ids(await SqliteJournal(restarted).entries()) == [1, 2]
+
+
+async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_path: Path) -> None:
+    """remove goes in the batch of mark_handled: both on disk after the flush, neither before it."""
+    path = tmp_path / "s.sqlite3"
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
+        await journal.append([make_event(1), make_event(2)])
+        await state.mark_handled(1)
+        await journal.remove(1)
+        async with SqliteState(path) as other:
+            assert ids(await SqliteJournal(other).entries()) == [1, 2]
+            assert not await other.is_handled(1)
+        await state.flush()
+        async with SqliteState(path) as other:
+            assert ids(await SqliteJournal(other).entries()) == [2]
+            assert await other.is_handled(1)
