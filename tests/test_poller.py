@@ -26,10 +26,12 @@ class ScriptedPlatform:
         self.script = list(script)
         self.offsets: list[int | None] = []
         self.timeouts: list[int] = []
+        self.limits: list[int] = []
         self.exhausted = asyncio.Event()
 
-    async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
+    async def get_updates(self, offset: int | None, timeout_s: int, limit: int = 100) -> UpdateBatch:
         self.offsets.append(offset)
+        self.limits.append(limit)
         self.timeouts.append(timeout_s)
         if not self.script:
             self.exhausted.set()

@@ -20,8 +20,8 @@ from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
 class Platform(Protocol):
     """A messaging platform's client, as the poller and the handlers use it."""
 
-    async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
-        """Long-poll for updates after ``offset``; the only call that may take ``timeout_s``."""
+    async def get_updates(self, offset: int | None, timeout_s: int, limit: int = 100) -> UpdateBatch:
+        """Long-poll for up to ``limit`` updates after ``offset`` (the only call that may be slow)."""
         ...
 
     async def send_text(
@@ -70,8 +70,8 @@ class UpdateQueue(Protocol):
         """
         ...
 
-    async def wait_for_room(self) -> None:
-        """Return once the queue can take another batch (the poller's backpressure)."""
+    async def wait_for_room(self) -> int:
+        """Wait until the queue can take another batch (the poller's backpressure); return its room."""
         ...
 
     async def get(self) -> Event:

@@ -53,9 +53,9 @@ class Poller:
         """Poll until cancelled (the way to stop it) or until polling cannot go on."""
         log.info("poller_started", timeout_s=self._poll_timeout_s)
         while True:
-            await self._queue.wait_for_room()
+            room = await self._queue.wait_for_room()
             try:
-                batch = await self._platform.get_updates(self.offset, self._poll_timeout_s)
+                batch = await self._platform.get_updates(self.offset, self._poll_timeout_s, limit=room)
             except RetryAfter as exc:
                 log.warning("poll_rate_limited", retry_after_s=exc.retry_after_s)
                 await asyncio.sleep(exc.retry_after_s)

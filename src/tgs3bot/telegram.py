@@ -175,9 +175,11 @@ class TelegramPlatform:
         # Without drop_pending_updates: what users sent while the bot was down is still handled.
         await self._call(DeleteWebhook(), request_timeout=STARTUP_CALL_TIMEOUT_S)
 
-    async def get_updates(self, offset: int | None, timeout_s: int) -> UpdateBatch:
+    async def get_updates(self, offset: int | None, timeout_s: int, limit: int = 100) -> UpdateBatch:
         """One long poll; errors are raised translated, never retried here (the poller decides)."""
-        method = FetchUpdates(offset=offset, timeout=timeout_s, allowed_updates=ALLOWED_UPDATES)
+        method = FetchUpdates(
+            offset=offset, limit=min(max(limit, 1), 100), timeout=timeout_s, allowed_updates=ALLOWED_UPDATES
+        )
         try:
             answer = await self._bot(method, request_timeout=timeout_s + POLL_REQUEST_MARGIN_S)
         except (TelegramAPIError, ClientDecodeError) as exc:

@@ -58,6 +58,7 @@ class ChatQueue:
         self.maxsize = maxsize
         self.share = share or default_share(maxsize)
         self.backlog_limit = BACKLOG_FACTOR * maxsize
+        self.batch_floor = max(1, maxsize // 4)
         self._journal: Journal = journal if journal is not None else MemoryJournal()
         self._ready: asyncio.Queue[int] = asyncio.Queue()
         self._lanes: dict[int, _Lane] = {}
@@ -111,12 +112,18 @@ class ChatQueue:
         if len(lane.events) == 1 and not lane.busy:
             self._ready.put_nowait(chat_id)
 
-    async def wait_for_room(self) -> None:
-        """Return once memory has room and the spilled backlog is under its limit."""
+    async def wait_for_room(self) -> int:
+        """Wait until memory has room for a batch and the spilled backlog is under its limit.
+
+        Returns the room, which the poller asks for as its batch's ``limit``: a batch that fits
+        is held in memory at once, and only a chat over its share spills. A batch is at least a
+        quarter of the queue (or the rest of it), so a busy bot polls in batches, not per update.
+        """
         async with self._changed:
             await self._changed.wait_for(
-                lambda: self._count < self.maxsize and self._backlog < self.backlog_limit
+                lambda: self.maxsize - self._count >= self.batch_floor and self._backlog < self.backlog_limit
             )
+        return self.maxsize - self._count
 
     async def get(self) -> Event:
         """The head event of the next ready chat; the chat stays busy until ``task_done``."""
@@ -150,9 +157,9 @@ class ChatQueue:
                 if room <= 0:
                     return
                 lane = self._lanes[chat_id]
+                if len(lane.events) > self.share // 2:
+                    continue  # refilled once half its share is used: fewer, bigger reads
                 want = min(self.share - len(lane.events), room, lane.spilled)
-                if want <= 0:
-                    continue
                 entries = await self._journal.entries(chat_id, after_seq=lane.last_seq, limit=want)
                 lane.spilled -= len(entries)
                 self._backlog -= len(entries)

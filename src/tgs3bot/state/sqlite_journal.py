@@ -13,9 +13,6 @@ from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.state.sqlite import SqliteState
 from tgs3bot.state.sqlite_schema import JOURNAL_ALL_SQL, JOURNAL_APPEND_SQL, JOURNAL_CHAT_SQL
 
-NEW_ENTRIES_SQL = "SELECT seq, body FROM journal WHERE seq > ? ORDER BY seq"
-LAST_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM journal"
-
 
 class SqliteJournal:
     """``interfaces.Journal`` in the ``journal`` table of a ``SqliteState``'s file."""
@@ -27,12 +24,14 @@ class SqliteJournal:
         """Write the events in one transaction; return the ones not journaled before, with their seq."""
         if not events:
             return []
-        rows = [(e.update_id, e.chat_id, to_json(e)) for e in events]
+        by_id = {e.update_id: e for e in events}
+        params = [value for e in by_id.values() for value in (e.update_id, e.chat_id, to_json(e))]
+        # One statement for the whole batch: one trip to aiosqlite's thread; RETURNING names the
+        # rows inserted (not the ones ignored), in the order of their seq.
+        sql = JOURNAL_APPEND_SQL.format(rows=", ".join(["(?, ?, ?)"] * len(by_id)))
         async with self._state.transaction() as db:
-            before = next(iter(await db.execute_fetchall(LAST_SEQ_SQL)))[0]
-            await db.executemany(JOURNAL_APPEND_SQL, rows)
-            added = await db.execute_fetchall(NEW_ENTRIES_SQL, (before,))
-        return [(int(seq), from_json(body)) for seq, body in added]
+            added = await db.execute_fetchall(sql, params)
+        return sorted((int(seq), by_id[int(update_id)]) for seq, update_id in added)
 
     async def entries(
         self, chat_id: int | None = None, *, after_seq: int = 0, limit: int = -1

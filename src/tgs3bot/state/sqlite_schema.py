@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_by_chat ON journal (chat_id, seq);
 """
 # OR IGNORE: an update Telegram delivers again (its confirmation was lost) is journaled once.
-JOURNAL_APPEND_SQL = "INSERT OR IGNORE INTO journal (update_id, chat_id, body) VALUES (?, ?, ?)"
+JOURNAL_APPEND_SQL = """INSERT OR IGNORE INTO journal (update_id, chat_id, body) VALUES {rows}
+    RETURNING seq, update_id"""
 JOURNAL_REMOVE_SQL = "DELETE FROM journal WHERE update_id = ?"
 JOURNAL_ALL_SQL = "SELECT seq, body FROM journal ORDER BY seq"
 JOURNAL_CHAT_SQL = "SELECT seq, body FROM journal WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?"
