@@ -138,7 +138,10 @@ async def start_bot(
         running.append(bot)
         # Started means polling; a bot that fails to start ends its task instead.
         await asyncio.wait({first_poll, bot.task}, return_when=asyncio.FIRST_COMPLETED)
-        first_poll.cancel()
+        if first_poll.done():
+            first_poll.result()  # a wait that timed out fails here, naming the calls seen
+        else:
+            first_poll.cancel()
         return bot
 
     yield start

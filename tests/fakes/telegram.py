@@ -28,6 +28,7 @@ __all__ = ["TOKEN", "Call", "DownloadFaults", "FakeFile", "FakeTelegram"]
 
 TOKEN = f"{BOT_ID}:AAFakeTokenForTestsOnly-abcdefghijkl"
 MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
+DEFAULT_WAIT_S = 60.0  # a deadline for the wait_* helpers: it bounds a hang on a busy machine
 MAX_TEXT_LENGTH = 4096
 CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 NOT_MODIFIED = (
@@ -239,7 +240,7 @@ class FakeTelegram:
         return [text for (cid, _), (text, _) in self._texts.items() if cid == chat_id]
 
     async def wait_for_text(
-        self, chat_id: int, marker: str, *, timeout: float = 10.0, count: int = 1
+        self, chat_id: int, marker: str, *, timeout: float = DEFAULT_WAIT_S, count: int = 1
     ) -> list[str]:
         """Wait until ``count`` texts sent to ``chat_id`` contain ``marker``; return its texts."""
         await self._wait(
@@ -252,26 +253,28 @@ class FakeTelegram:
         return self.sent(chat_id)
 
     async def wait_for_call(
-        self, predicate: Callable[[Call], bool], *, timeout: float = 10.0, since: int = 0
+        self, predicate: Callable[[Call], bool], *, timeout: float = DEFAULT_WAIT_S, since: int = 0
     ) -> Call:
         """Wait for the first call from index ``since`` on that satisfies ``predicate``."""
         await self._wait(lambda: any(map(predicate, self.calls[since:])), timeout, lambda: "matching call")
         return next(c for c in self.calls[since:] if predicate(c))
 
-    async def wait_confirmed(self, offset: int, *, timeout: float = 10.0) -> None:
+    async def wait_confirmed(self, offset: int, *, timeout: float = DEFAULT_WAIT_S) -> None:
         """Wait until a getUpdates call has passed an offset of at least ``offset``."""
         await self._wait(
             lambda: self.confirmed_offset >= offset, timeout, lambda: f"offset {offset} confirmed"
         )
 
-    async def wait_download_started(self, file_id: str, *, count: int = 1, timeout: float = 10.0) -> None:
+    async def wait_download_started(
+        self, file_id: str, *, count: int = 1, timeout: float = DEFAULT_WAIT_S
+    ) -> None:
         """Wait until the download of ``file_id`` has been requested ``count`` times."""
         file = self.files[file_id]
         await self._wait(
             lambda: file.downloads_started >= count, timeout, lambda: f"{count} download(s) of {file_id}"
         )
 
-    async def wait_polls_idle(self, *, timeout: float = 10.0) -> None:
+    async def wait_polls_idle(self, *, timeout: float = DEFAULT_WAIT_S) -> None:
         """Wait until no getUpdates is in flight (e.g. after a stopped bot dropped its long poll)."""
         await self._wait(lambda: self.polls_in_flight == 0, timeout, lambda: "idle getUpdates slot")
 
