@@ -8,6 +8,7 @@ Readiness is the server's own "Ready to accept connections" log line, confirmed 
 from __future__ import annotations
 
 import importlib.util
+import os
 import selectors
 import shutil
 import socket
@@ -47,18 +48,24 @@ def free_port() -> int:
         return port
 
 
-def _wait_until_ready(process: subprocess.Popen[str], deadline: float) -> bool:
-    """Read the server's log until it is ready (True), exits or the deadline passes (False)."""
+def _wait_until_ready(process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Read the server's log until it is ready (True), exits or the deadline passes (False).
+
+    Raw reads of the pipe (no buffered readline), so no line can sit unseen in a buffer while
+    ``select`` waits for more.
+    """
     assert process.stdout is not None
+    log = b""
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         while (left := deadline - time.monotonic()) > 0:
             if not selector.select(timeout=left):
                 continue
-            line = process.stdout.readline()
-            if not line:  # EOF: the server exited (most likely the port was taken)
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:  # EOF: the server exited (most likely the port was taken)
                 return False
-            if "Ready to accept connections" in line:
+            log += chunk
+            if b"Ready to accept connections" in log:
                 return True
     return False
 
@@ -71,7 +78,7 @@ def _ping(url: str) -> bool:
         client.close()
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -87,7 +94,7 @@ def running_redis_server(binary: str, workdir: Path) -> Iterator[str]:
         port = free_port()
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", str(workdir), "--daemonize", "no", "--logfile", ""]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
         url = f"redis://127.0.0.1:{port}/0"
         if _wait_until_ready(process, time.monotonic() + START_DEADLINE_S) and _ping(url):
             break

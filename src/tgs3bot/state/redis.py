@@ -34,6 +34,7 @@ from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 MIN_SERVER_VERSION = (6, 2)  # XAUTOCLAIM, GETEX, BLPOP with a fractional timeout
 CONNECT_TIMEOUT_S = 10.0
+BLOCK_CAP_S = 2.0  # the longest blocking read (BLPOP, XREADGROUP BLOCK) any caller makes
 
 # forget(p, id): drop entry ``id`` from every structure; shared by the scripts below.
 _FORGET = """
@@ -120,6 +121,12 @@ def text(value: bytes | str) -> str:
 async def open_client(url: str, **options: Any) -> aioredis.Redis:
     """A client for ``url`` that has answered a PING from a server new enough (StartupError if not)."""
     options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+    # No socket timeout (redis-py 8 defaults to 5 s): with one, redis-py wraps every send in
+    # asyncio.wait_for, which on Python 3.11 loses a cancellation that races the send's completion
+    # (CPython gh-86296), so a cancelled worker would go on taking events. Blocking reads stay short
+    # (``BLOCK_CAP_S``) and keepalive notices a dead peer instead.
+    options.setdefault("socket_timeout", None)
+    options.setdefault("socket_keepalive", True)
     try:
         client = aioredis.Redis.from_url(url, decode_responses=True, **options)
     except ValueError as exc:  # not a redis:// URL

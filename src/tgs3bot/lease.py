@@ -1,0 +1,141 @@
+"""The poller lease: of any number of ``tgs3bot poll`` processes, exactly one polls (SPEC §5).
+
+One key, ``{prefix}poller-lease``, holds the token of the poller that may poll, with a TTL of
+``lease_s``. The holder renews it every ``lease_s / 3`` (``keep``); if it dies, the key expires and
+a standby takes over within ``lease_s``. A standby waits without polling Redis in a loop: it blocks
+on ``{prefix}poller-lease:free`` (BLPOP), where ``release`` leaves a token so a standby takes over at
+once after a graceful stop, with a timeout of the key's remaining TTL (capped at ``lease_s / 3``)
+so it is awake when the key of a dead holder expires.
+
+The token fences the queue: ``RedisQueue`` enqueues only while the lease holds the token it was
+given, so a poller that lost its lease (paused, cut off) can take nothing from Telegram into the
+queue. The poller's offset (``{prefix}offset``) is kept here too, written under the same fence, so
+the next holder resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import NoReturn
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from tgs3bot.errors import Tgs3botError
+from tgs3bot.state.redis import BLOCK_CAP_S
+
+log = structlog.get_logger(__name__)
+
+# KEYS: lease, ARGV: token, ms. -1 once the token holds the lease, else the ms it has left.
+ACQUIRE_LUA = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) or redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return -1
+end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then return tonumber(ARGV[2]) end
+return left
+"""
+# KEYS: lease. ARGV: token, ms. 1 if the token held the lease and now holds it for ms more.
+RENEW_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+# KEYS: lease, free list. ARGV: token, ms. Deletes the lease if the token holds it, and wakes a
+# standby (one token in the free list, expiring so a stale one does not linger).
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('LPUSH', KEYS[2], '1')
+redis.call('LTRIM', KEYS[2], 0, 0)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+# KEYS: lease, offset. ARGV: token, offset. Writes the offset only while the token holds the lease.
+SET_OFFSET_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+class LeaseLost(Tgs3botError):
+    """The poller lease is not (or no longer) held by this poller: it must stop polling."""
+
+
+class PollerLease:
+    """The lease that lets one poller poll: ``await lease.acquire()``, then run ``lease.keep()``."""
+
+    def __init__(self, client: aioredis.Redis, *, lease_s: float = 15, prefix: str = "tgs3bot:") -> None:
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        self.lease_s = lease_s
+        self.token = secrets.token_hex(16)  # what RedisQueue's fence compares
+        self._client = client
+        self._key = prefix + "poller-lease"
+        self._free_key = prefix + "poller-lease:free"
+        self._offset_key = prefix + "offset"
+        self._acquire = client.register_script(ACQUIRE_LUA)
+        self._renew = client.register_script(RENEW_LUA)
+        self._release = client.register_script(RELEASE_LUA)
+        self._set_offset = client.register_script(SET_OFFSET_LUA)
+
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, int(self.lease_s * 1000))
+
+    async def try_acquire(self) -> bool:
+        """Take the lease if it is free (or already ours); never waits."""
+        return await self._try() < 0
+
+    async def _try(self) -> int:
+        """-1 once the lease is ours, else the milliseconds the holder has left."""
+        return int(await self._acquire(keys=[self._key], args=[self.token, self._lease_ms]))
+
+    async def acquire(self) -> None:
+        """Wait until this poller holds the lease (a standby waits here while another polls)."""
+        while (left_ms := await self._try()) >= 0:
+            wait_s = min(self.lease_s / 3, left_ms / 1000 + 0.01, BLOCK_CAP_S)
+            # Woken at once by a release; else when the holder's lease can have expired.
+            await self._client.blpop([self._free_key], timeout=max(wait_s, 0.01))
+        log.info("poller_lease_acquired", lease_s=self.lease_s)
+
+    async def renew(self) -> bool:
+        """Extend the lease by ``lease_s``; False if another poller holds it now (or nobody does)."""
+        return bool(await self._renew(keys=[self._key], args=[self.token, self._lease_ms]))
+
+    async def keep(self) -> NoReturn:
+        """Renew the lease every ``lease_s / 3`` until cancelled; raise ``LeaseLost`` when it is lost.
+
+        A renewal Redis does not answer is tried again; once the lease may have expired by the
+        time of the next attempt (two thirds of ``lease_s`` after the last renewal), it is lost.
+        """
+        renewed_at = time.monotonic()
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                if not await self.renew():
+                    raise LeaseLost("another poller holds the poller lease")
+                renewed_at = time.monotonic()
+            except (RedisError, OSError) as exc:
+                if time.monotonic() - renewed_at >= self.lease_s * 2 / 3:
+                    raise LeaseLost(f"could not renew the poller lease: {exc}") from exc
+                log.warning("poller_lease_renewal_failed", error=str(exc))
+
+    async def release(self) -> bool:
+        """Give the lease up (if this poller holds it) and wake a standby; True if it was ours."""
+        return bool(await self._release(keys=[self._key, self._free_key], args=[self.token, self._lease_ms]))
+
+    async def get_offset(self) -> int | None:
+        """The offset the last poller stored (``set_offset``), or None if none did."""
+        value = await self._client.get(self._offset_key)
+        return None if value is None else int(value)
+
+    async def set_offset(self, offset: int) -> None:
+        """Store the poller's offset for the next holder; ``LeaseLost`` unless this poller holds the lease."""
+        if not await self._set_offset(keys=[self._key, self._offset_key], args=[self.token, offset]):
+            raise LeaseLost("the poller lease is not held by this poller; the offset was not stored")

@@ -1,0 +1,296 @@
+"""The update queue in Redis, shared by every process of one bot (``interfaces.UpdateQueue``, SPEC §5).
+
+The in-process ``ChatQueue`` (a ready queue of chats, a lane of events per chat) carried across
+processes. Keys, under the prefix:
+
+- ``lane:{chat_id}``: LIST of the chat's events (``events.to_json``) in order; the head is the one
+  in progress, or next. Redis deletes the list when its last event is done.
+- ``ready``: STREAM with the consumer group ``workers``, holding one entry (a *turn*) per chat
+  that has a lane. XREADGROUP gives a turn to one consumer; while the turn is in that consumer's
+  pending list, nobody else can take the chat: per-chat order across processes. Finished turns
+  are XACKed *and* XDELed, so the stream holds only the turns of active chats.
+- ``active``: SET of chats that have a lane (so a chat never has two turns).
+- ``admitted``: Σ over lanes of min(length, share): the bound ``wait_for_room`` keeps below
+  ``queue_size``. A chat counts for at most ``share`` events, so one chat sending hundreds of files
+  never keeps other chats' updates out: its excess waits in its lane, durable, in its turn.
+- ``room``: LIST where ``task_done`` leaves a token when it lowers ``admitted``; a poller waiting
+  for room blocks on it (BLPOP) instead of polling the counter.
+- ``seen:{update_id}``: set once per update for 7 days, so a redelivered update is queued once.
+
+Why this shape: a stream per chat would need one XREADGROUP over every chat's stream (unbounded
+key lists) or a scan for work; plain lists with BLMOVE to a processing list give no ownership
+record, so telling a dead worker's items from a slow one's needs a heartbeat scheme of our own.
+A consumer group gives ownership (the pending list), idle times (XAUTOCLAIM takes over a dead
+worker's turns after ``claim_idle_s``) and blocking reads for free; the lanes keep the events out
+of the stream, so one turn per chat is enough and a busy chat never holds up others.
+
+Every change that touches more than one key is a Lua script (``redis_scripts``): enqueue (fenced
+by the poller lease's token), done, hand back, heartbeat and consumer pruning.
+
+At least once: a turn is acknowledged only after its event is done. A worker cancelled in the
+middle of ``get`` can leave a turn in this consumer's pending list that no worker knows of;
+XAUTOCLAIM (which this process runs too) hands it out again after ``claim_idle_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import redis.asyncio as aioredis
+import structlog
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import KeyT, StreamIdT
+
+from tgs3bot.events import Event, from_json, to_json
+from tgs3bot.lease import LeaseLost
+from tgs3bot.queues import redis_scripts as lua
+from tgs3bot.state.redis import BLOCK_CAP_S, open_client, text
+from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
+
+log = structlog.get_logger(__name__)
+
+MAX_BLOCK_S = 1.0  # XREADGROUP's BLOCK: how soon a waiting get sees claimed turns or a drain
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """A chat's turn this process owns: the stream entry, and the event once read from the lane."""
+
+    entry_id: str
+    chat_id: int
+    body: str = ""
+    event: Event | None = None
+
+
+class RedisQueue:
+    """The update queue in Redis: ``async with RedisQueue(url, queue_size=100) as queue: ...``."""
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        *,
+        queue_size: int,
+        claim_idle_s: float = 60,
+        prefix: str = "tgs3bot:",
+        consumer: str | None = None,
+        lease_token: str | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.queue_size = queue_size
+        self.share = max(1, queue_size // 10)  # as in-process: one chat's part of the bound
+        self.claim_idle_s = claim_idle_s
+        self.prefix = prefix
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.lease_token = lease_token  # enqueue only while the poller lease holds it (None: no check)
+        self.max_connections = max_connections  # each waiting get holds one: ≥ workers + a few
+        self.claim_passes = 0  # XAUTOCLAIM passes run so far (for monitoring and tests)
+        self._source = url_or_client
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._held: dict[int, _Turn] = {}  # chat id → the turn whose event a worker handles
+        self._claimed: deque[_Turn] = deque()  # turns taken from dead consumers, handed out first
+        self._idle = asyncio.Event()  # set while no event is held
+        self._idle.set()
+        self._draining = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The open client (RuntimeError outside ``async with``)."""
+        if self._client is None:
+            raise RuntimeError("RedisQueue is used outside `async with`")
+        return self._client
+
+    async def __aenter__(self) -> Self:
+        """Connect (if given a URL), create the consumer group, start the claim and heartbeat tasks."""
+        if isinstance(self._source, str):
+            self._client = await open_client(self._source, max_connections=self.max_connections)
+        else:
+            self._client = self._source
+        names = {"enqueue": lua.ENQUEUE_LUA, "done": lua.DONE_LUA, "release": lua.RELEASE_LUA}
+        names |= {"heartbeat": lua.HEARTBEAT_LUA, "prune": lua.PRUNE_CONSUMERS_LUA}
+        self._scripts = {name: self._client.register_script(source) for name, source in names.items()}
+        try:
+            await self._client.xgroup_create(self.prefix + "ready", lua.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._tasks = [
+            asyncio.create_task(self._every(self.claim_idle_s / 2, self._claim), name="queue-claim"),
+            asyncio.create_task(self._every(self.claim_idle_s / 3, self._heartbeat), name="queue-heartbeat"),
+        ]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Hand back every turn this process holds, so another process takes it at once; close."""
+        self._draining = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        turns = [*self._held.values(), *self._claimed]
+        self._held.clear()
+        self._claimed.clear()
+        self._idle.set()
+        try:
+            for turn in turns:
+                await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+        finally:
+            if isinstance(self._source, str) and self._client is not None:
+                await self._client.aclose()
+            self._client = None
+        if turns:
+            log.info("queue_handed_back", turns=len(turns))
+
+    async def _run(self, script: str, *args: str | int | bytes) -> Any:
+        """Run one of the ``redis_scripts`` with the prefix and ``args`` as ARGV."""
+        client = self.client  # first: the clear error outside `async with`
+        return await self._scripts[script](args=[self.prefix, *args], client=client)
+
+    async def put_batch(self, events: Sequence[Event]) -> None:
+        """Queue one poll's events in one script; an update queued before is skipped.
+
+        Raises ``LeaseLost`` if the queue has a lease token and the poller lease does not hold it.
+        """
+        if not events:
+            return
+        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or ""]
+        for event in events:
+            args += [event.update_id, event.chat_id, to_json(event)]
+        try:
+            await self._run("enqueue", *args)
+        except ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise LeaseLost(str(exc)) from exc
+            raise
+
+    async def admitted(self) -> int:
+        """The events that count against ``queue_size`` (each chat's first ``share``)."""
+        return int(await self.client.get(self.prefix + "admitted") or 0)
+
+    async def wait_for_room(self) -> None:
+        """Return once fewer than ``queue_size`` events count against the bound."""
+        while await self.admitted() >= self.queue_size:  # the timeout: a missed token costs little
+            await self.client.blpop([self.prefix + "room"], timeout=BLOCK_CAP_S)
+
+    async def get(self) -> Event:
+        """The head event of the next chat whose turn comes; the chat is this process's until done.
+
+        After ``drain`` it hands out nothing and waits until cancelled.
+        """
+        while True:
+            if self._draining:
+                await asyncio.Event().wait()  # forever: the app cancels the workers
+            turn = self._claimed.popleft() if self._claimed else await self._read_turn()
+            if turn is None:
+                continue
+            try:
+                event = await self._open(turn)
+            except asyncio.CancelledError:
+                self._claimed.appendleft(turn)  # still ours: the next get hands it out
+                raise
+            if event is not None:
+                return event
+
+    async def _read_turn(self) -> _Turn | None:
+        """A new turn from the stream, or None if none came within the block time."""
+        block_ms = int(min(MAX_BLOCK_S, self.claim_idle_s / 2) * 1000)
+        streams: dict[KeyT, StreamIdT] = {self.prefix + "ready": ">"}
+        reply: Any = await self.client.xreadgroup(lua.GROUP, self.consumer, streams, count=1, block=block_ms)
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                return _Turn(text(entry_id), _chat_of(fields))
+        return None
+
+    async def _open(self, turn: _Turn) -> Event | None:
+        """Read the chat's head event and hold the turn; None if there is nothing to hand out."""
+        body = await self.client.lindex(f"{self.prefix}lane:{turn.chat_id}", 0)
+        if body is None or self._draining:  # an empty lane, or a drain started meanwhile
+            await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+            return None
+        event = from_json(body)
+        self._held[turn.chat_id] = _Turn(turn.entry_id, turn.chat_id, text(body), event)
+        self._idle.clear()
+        return event
+
+    async def task_done(self, event: Event) -> None:
+        """Finish the chat's head event and give the chat its next turn if more events wait."""
+        turn = self._held.get(event.chat_id)
+        if turn is None or turn.event is None or turn.event.update_id != event.update_id:
+            raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
+        args = (event.chat_id, turn.entry_id, self.consumer, turn.body, self.share)
+        outcome = await self._run("done", *args)
+        del self._held[event.chat_id]
+        if not self._held:
+            self._idle.set()
+        if outcome == -1:
+            log.warning("queue_turn_lost", update_id=event.update_id, chat_id=event.chat_id)
+        elif outcome == 0:
+            log.error("queue_lane_head_mismatch", update_id=event.update_id, chat_id=event.chat_id)
+
+    async def drain(self) -> None:
+        """Stop handing out events; return once every event this process took is done.
+
+        Turns claimed from dead workers and not handed out yet go back to the stream at once.
+        """
+        self._draining = True
+        while self._claimed:
+            turn = self._claimed.popleft()
+            await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+        await self._idle.wait()
+
+    def unfinished(self) -> list[Event]:
+        """The events this process took and has not finished, ordered by update id."""
+        events = [turn.event for turn in self._held.values() if turn.event is not None]
+        return sorted(events, key=lambda e: e.update_id)
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` every ``interval_s`` until cancelled; a failed run is logged, not fatal."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await job()
+            except (RedisError, OSError) as exc:
+                log.warning("queue_background_job_failed", job=job.__name__, error=str(exc))
+
+    async def _heartbeat(self) -> None:
+        """Keep this process's turns from looking idle, so no one claims a long transfer."""
+        ids = [turn.entry_id for turn in (*self._held.values(), *self._claimed)]
+        if ids:
+            lost = await self._run("heartbeat", self.consumer, *ids)
+            if lost:
+                log.warning("queue_turns_lost", entry_ids=[text(i) for i in lost])
+
+    async def _claim(self) -> None:
+        """Take the turns of consumers idle for ``claim_idle_s`` (dead workers); forget idle consumers."""
+        idle_ms = int(self.claim_idle_s * 1000)
+        ours = {turn.entry_id for turn in (*self._held.values(), *self._claimed)}
+        start = "0-0"
+        while True:
+            reply = await self.client.xautoclaim(
+                self.prefix + "ready", lua.GROUP, self.consumer, idle_ms, start_id=start, count=100
+            )
+            for entry_id, fields in reply[1]:
+                # None: an entry deleted while pending (never done here: turns are XACKed first).
+                # Ours: a held turn whose heartbeat ran late; it is still being handled here.
+                if entry_id is not None and text(entry_id) not in ours:
+                    self._claimed.append(_Turn(text(entry_id), _chat_of(fields)))
+            start = text(reply[0])
+            if start == "0-0":
+                break
+        await self._run("prune", idle_ms)
+        self.claim_passes += 1
+
+
+def _chat_of(fields: Mapping[Any, Any]) -> int:
+    """The chat id of a turn's stream entry (whether or not the client decodes responses)."""
+    return int(fields.get("chat") or fields[b"chat"])

@@ -1,0 +1,132 @@
+"""The Lua scripts behind ``queues.redis.RedisQueue``: each runs atomically in Redis.
+
+Every script takes the key prefix as ARGV[1] and builds the key names from it (``lane:{chat}``,
+``ready``, ``active``, ``admitted``, ``room``, ``seen:{update_id}``, ``poller-lease``), so the
+queue is for a single Redis server (with replicas or Sentinel), not Redis Cluster. The consumer
+group on ``ready`` is always ``workers``.
+
+The invariant they keep together: a chat is in ``active`` exactly while ``lane:{chat}`` is not
+empty, and then ``ready`` holds exactly one entry (its turn) for it, new or pending with one
+consumer; ``admitted`` = Σ over lanes of min(length, share).
+"""
+
+from __future__ import annotations
+
+GROUP = "workers"
+
+# pass_turn: the turn ``id`` of ``chat`` is over. Acknowledge and delete it; if the lane still has
+# events, the chat gets a new turn at the end of ``ready``, else it stops being active (Redis has
+# already deleted the empty list).
+_TURN_FUNCTIONS = """
+local function pass_turn(p, chat, id)
+  local ready = p .. 'ready'
+  redis.call('XACK', ready, 'workers', id)
+  redis.call('XDEL', ready, id)
+  if redis.call('LLEN', p .. 'lane:' .. chat) > 0 then
+    redis.call('XADD', ready, '*', 'chat', chat)
+  else
+    redis.call('SREM', p .. 'active', chat)
+  end
+end
+local function owns(p, id, consumer)
+  return #redis.call('XPENDING', p .. 'ready', 'workers', id, id, 1, consumer) > 0
+end
+"""
+
+# put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', then (update_id, chat, body)...
+# Refuses everything (an error reply starting FENCED) unless the poller lease holds that token.
+# An update seen before (a redelivery) is skipped; the others join their chat's lane in order, and
+# a chat that was idle gets its turn. Returns how many events were added.
+ENQUEUE_LUA = """
+local p, share, ttl, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+if token ~= '' and redis.call('GET', p .. 'poller-lease') ~= token then
+  return redis.error_reply('FENCED the poller lease is not held by this poller')
+end
+local added = 0
+for i = 5, #ARGV, 3 do
+  local update_id, chat, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl) then
+    if redis.call('RPUSH', p .. 'lane:' .. chat, body) <= share then
+      redis.call('INCR', p .. 'admitted')
+    end
+    if redis.call('SADD', p .. 'active', chat) == 1 then
+      redis.call('XADD', p .. 'ready', '*', 'chat', chat)
+    end
+    added = added + 1
+  end
+end
+return added
+"""
+
+# task_done. ARGV: prefix, chat, turn id, consumer, the event's body, share.
+# Returns -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
+# the event, so nothing changes); 0 if the lane's head is not this event (the turn passes on, the
+# lane is left alone); 1 once the head is popped and the turn passed on. A pop that lowers
+# ``admitted`` leaves a token in ``room`` for the poller blocked in ``wait_for_room``.
+DONE_LUA = (
+    _TURN_FUNCTIONS
+    + """
+local p, chat, id, consumer, body, share = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+if not owns(p, id, consumer) then return -1 end
+local lane = p .. 'lane:' .. chat
+if redis.call('LINDEX', lane, 0) ~= body then
+  pass_turn(p, chat, id)
+  return 0
+end
+if redis.call('LLEN', lane) <= share then
+  redis.call('DECR', p .. 'admitted')
+  redis.call('LPUSH', p .. 'room', '1')
+  redis.call('LTRIM', p .. 'room', 0, 0)
+end
+redis.call('LPOP', lane)
+pass_turn(p, chat, id)
+return 1
+"""
+)
+
+# Hand a turn back untouched (a process leaving, or an empty lane). ARGV: prefix, chat, id, consumer.
+RELEASE_LUA = (
+    _TURN_FUNCTIONS
+    + """
+local p, chat, id, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if not owns(p, id, consumer) then return 0 end
+pass_turn(p, chat, id)
+return 1
+"""
+)
+
+# Heartbeat. ARGV: prefix, consumer, turn ids... Resets the idle time of each turn the consumer
+# still owns (XCLAIM to itself, JUSTID); a plain XCLAIM would also take back a turn another worker
+# has claimed meanwhile. Returns the ids no longer owned.
+HEARTBEAT_LUA = (
+    _TURN_FUNCTIONS
+    + """
+local p, consumer = ARGV[1], ARGV[2]
+local lost = {}
+for i = 3, #ARGV do
+  if owns(p, ARGV[i], consumer) then
+    redis.call('XCLAIM', p .. 'ready', 'workers', consumer, 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
+)
+
+# Forget consumers idle for longer than ARGV[2] ms that own nothing. In a script, so a consumer
+# cannot take a turn between the check and XGROUP DELCONSUMER (which would drop that turn from
+# every pending list, and stall its chat for good). Returns how many were deleted.
+PRUNE_CONSUMERS_LUA = """
+local p, idle_ms = ARGV[1], tonumber(ARGV[2])
+local deleted = 0
+for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', p .. 'ready', 'workers')) do
+  local info = {}
+  for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
+  if tonumber(info['pending']) == 0 and tonumber(info['idle']) > idle_ms then
+    redis.call('XGROUP', 'DELCONSUMER', p .. 'ready', 'workers', info['name'])
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""
