@@ -21,23 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
 import structlog
 
 from tgs3bot import replies
+from tgs3bot.backends import Backends, open_backends
 from tgs3bot.config import BackoffConfig, Settings, WorkerConfig
 from tgs3bot.context import Context, Policy
 from tgs3bot.errors import FatalPollingError, PlatformError
-from tgs3bot.interfaces import Journal, Platform, StateStore, UpdateQueue
+from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
 from tgs3bot.localfiles import LocalFiles
 from tgs3bot.poller import POLL_TIMEOUT_S, Poller
-from tgs3bot.queues import ChatQueue
-from tgs3bot.queues.journal import MemoryJournal
 from tgs3bot.router import build_router
-from tgs3bot.state import SqliteState
-from tgs3bot.state.sqlite_journal import SqliteJournal
 from tgs3bot.storage import S3Storage
 from tgs3bot.telegram import TelegramPlatform
 from tgs3bot.utils import log_exceptions
@@ -45,25 +45,31 @@ from tgs3bot.worker import Worker
 
 log = structlog.get_logger(__name__)
 
+Role = Literal["run", "poll", "work"]
 WORKER_CANCEL_TIMEOUT_S = 10  # cancelled transfers abort their uploads and tell their users
 
 
 class App:
-    """The bot: ``await App(settings).run()`` returns the process exit code."""
+    """The bot: ``await App(settings).run()`` returns the process exit code.
+
+    ``role``: ``run`` polls and works; with Redis, ``poll`` only polls and ``work`` only works.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        role: Role = "run",
         backoff: BackoffConfig | None = None,
         state: StateStore | None = None,
         queue: UpdateQueue | None = None,
         poll_timeout_s: int = POLL_TIMEOUT_S,
     ) -> None:
         self.settings = settings
+        self.role = role
         self.backoff = backoff or BackoffConfig()
-        self.state = state  # None: the SQLite file at settings.state_path
-        self.queue = queue  # None: the in-process ChatQueue of settings.queue_size, journaled
+        self.state = state  # None: from the settings (the SQLite file, or Redis)
+        self.queue = queue  # None: from the settings (ChatQueue journaled in the file, or Redis)
         self.poll_timeout_s = poll_timeout_s
         self.stop_requested = asyncio.Event()
 
@@ -84,69 +90,90 @@ class App:
             )
             stack.push_async_callback(platform.close)
             await platform.start()
-            storage = await stack.enter_async_context(_storage(s))
-            await storage.check_bucket()
-            # SqliteState raises StartupError itself when the file cannot be opened.
-            state = await stack.enter_async_context(self.state or SqliteState(s.state_path))
-            queue = await stack.enter_async_context(self.queue or ChatQueue(s.queue_size, _journal(state)))
-            await _register_commands(platform)
-            policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
-            ctx = Context(platform=platform, storage=storage, state=state, policy=policy)
-            poller = Poller(platform, queue, backoff=self.backoff, poll_timeout_s=self.poll_timeout_s)
-            worker = Worker(queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
+            worker = None if self.role == "poll" else await self._worker(stack, platform)
+            backends = worker.backends if worker else await open_backends(stack, s, queue=self.queue)
+            poller = None
+            if self.role != "work":
+                await _register_commands(platform)
+                poller = Poller(
+                    platform, backends.queue, backoff=self.backoff, poll_timeout_s=self.poll_timeout_s
+                )
             stack.callback(self._remove_signal_handlers)
             self._install_signal_handlers()
             log.info(
                 "bot_started",
+                role=self.role,
+                backend="sqlite" if s.redis_url is None else "redis",
                 bot_username=platform.username,
                 bucket=s.s3_bucket,
-                workers=s.concurrent_workers,
+                workers=s.concurrent_workers if worker else 0,
                 queue_size=s.queue_size,
-                restored=len(queue.unfinished()),
+                restored=len(backends.queue.unfinished()),
                 event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
             )
-            return await self._serve(ctx, queue, poller, worker)
+            return await self._serve(platform, backends, poller, worker)
         raise AssertionError("unreachable")  # pragma: no cover (mypy cannot see the return above)
 
-    async def _serve(self, ctx: Context, queue: UpdateQueue, poller: Poller, worker: Worker) -> int:
-        poll_task = asyncio.create_task(log_exceptions(poller.run)(), name="poller")
-        workers = worker.start()
+    async def _worker(self, stack: AsyncExitStack, platform: Platform) -> _Working:
+        """S3, the state and the queue, and the worker pool over them."""
+        s = self.settings
+        storage = await stack.enter_async_context(_storage(s))
+        await storage.check_bucket()
+        backends = await open_backends(stack, s, state=self.state, queue=self.queue)
+        policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
+        ctx = Context(platform, storage, backends.state, policy, key_locks=backends.key_locks)
+        pool = Worker(backends.queue, build_router(), ctx, WorkerConfig(s.concurrent_workers))
+        return _Working(pool, backends)
+
+    async def _serve(
+        self, platform: Platform, backends: Backends, poller: Poller | None, worker: _Working | None
+    ) -> int:
+        poll_task = None
+        if poller is not None:
+            polling = poller.run() if backends.lease is None else poller.run_leased(backends.lease)
+            poll_task = asyncio.create_task(log_exceptions(_awaited)(polling), name="poller")
+        workers = worker.pool.start() if worker else []
         stop_task = asyncio.create_task(self.stop_requested.wait(), name="stop-signal")
-        done, _ = await asyncio.wait({poll_task, stop_task, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        background = {stop_task, *workers, *([poll_task] if poll_task else [])}
+        done, _ = await asyncio.wait(background, return_when=asyncio.FIRST_COMPLETED)
         if poll_task in done and isinstance(poll_task.exception(), FatalPollingError):
-            # Polling cannot go on: finish what was taken (it stays journaled if time runs out).
+            # Polling cannot go on: finish what was taken (it stays queued if time runs out).
             await _cancel(stop_task)
-            await self._drain(ctx, queue, worker, workers, confirm_offset=None)
+            await self._drain(platform, backends.queue, worker, workers, confirm_offset=None)
             poll_task.result()  # re-raises: the CLI prints the one error line and exits 1
         if stop_task not in done:
             # The poller or a worker ended on its own: never stay alive without polling or working.
-            await _cancel(poll_task, stop_task, *workers)
+            await _cancel(*background)
             crashed = done.pop()
             log.critical("background_task_ended", task=crashed.get_name())
             crashed.result()  # re-raises its exception
             return 1
-        await _cancel(poll_task)
-        return await self._drain(ctx, queue, worker, workers, confirm_offset=poller.offset)
+        if poll_task is not None:
+            await _cancel(poll_task)
+        # With a lease the next holder's first poll confirms: a confirming call now could meet it.
+        offset = poller.offset if poller is not None and backends.lease is None else None
+        return await self._drain(platform, backends.queue, worker, workers, confirm_offset=offset)
 
     async def _drain(
         self,
-        ctx: Context,
+        platform: Platform,
         queue: UpdateQueue,
-        worker: Worker,
+        worker: _Working | None,
         workers: list[asyncio.Task[None]],
         confirm_offset: int | None,
     ) -> int:
         """Finish the queued work within the shutdown timeout; 0 if all of it was finished."""
-        log.info("shutdown_started", unfinished=len(queue.unfinished()))
-        try:
-            await asyncio.wait_for(queue.drain(), self.settings.shutdown_timeout)
-        except TimeoutError:
-            code = await self._abandon(queue, worker, workers)
-        else:
-            await _cancel(*workers)
-            code = 0
-        # Whatever is unfinished is journaled: confirming it to Telegram loses nothing.
-        await _confirm(ctx.platform, confirm_offset)
+        code = 0
+        if worker is not None:
+            log.info("shutdown_started", unfinished=len(queue.unfinished()))
+            try:
+                await asyncio.wait_for(queue.drain(), self.settings.shutdown_timeout)
+            except TimeoutError:
+                code = await self._abandon(queue, worker.pool, workers)
+            else:
+                await _cancel(*workers)
+        # Whatever is unfinished is kept (journal, Redis): confirming it to Telegram loses nothing.
+        await _confirm(platform, confirm_offset)
         log.info("shutdown_complete", exit_code=code)
         return code
 
@@ -191,9 +218,16 @@ def _storage(settings: Settings) -> S3Storage:
     )
 
 
-def _journal(state: StateStore) -> Journal:
-    """The queue's journal: in the SQLite state file, or in memory beside a memory state (tests)."""
-    return SqliteJournal(state) if isinstance(state, SqliteState) else MemoryJournal()
+@dataclass(frozen=True, slots=True)
+class _Working:
+    """The worker pool of a ``run`` or ``work`` process, and the backends it uses."""
+
+    pool: Worker
+    backends: Backends
+
+
+async def _awaited(coro: Coroutine[Any, Any, None]) -> None:
+    await coro
 
 
 def _local_files(settings: Settings) -> LocalFiles | None:

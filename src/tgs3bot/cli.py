@@ -1,7 +1,11 @@
-"""The command line: ``tgs3bot run [--flags]``.
+"""The command line: ``tgs3bot run|poll|work [--flags]``.
 
-Every setting but the token has a ``--kebab-case`` flag (the token would show in ``ps``). Errors
-that stop the bot are one line on stderr, never a traceback; the exit code is non-zero.
+``run`` is the whole bot in one process; with Redis (TGS3BOT_REDIS_URL), ``poll`` runs only the
+poller and ``work`` only the workers, so the work spreads over processes and hosts.
+
+Every setting but the secrets (the token, the Redis URL with its password) has a ``--kebab-case``
+flag: a secret on the command line would show in ``ps``. Errors that stop the bot are one line on
+stderr, never a traceback; the exit code is non-zero.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import ValidationError
@@ -22,19 +27,31 @@ from tgs3bot.logs import configure_logging, token_secrets
 
 EXIT_RUNTIME_ERROR = 1
 EXIT_STARTUP_ERROR = 2
-SECRET_FIELDS = frozenset({"telegram_token"})
+SECRET_FIELDS = frozenset({"telegram_token", "redis_url"})
+ROLES = {
+    "run": "run the bot: the poller and the workers",
+    "poll": "only poll Telegram into Redis (needs TGS3BOT_REDIS_URL; one of several polls at a time)",
+    "work": "only handle updates from Redis (needs TGS3BOT_REDIS_URL; run as many as you like)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """``tgs3bot run`` with a flag for every setting except the token."""
+    """``tgs3bot run|poll|work``, each with a flag for every setting except the secrets."""
     parser = argparse.ArgumentParser(prog="tgs3bot", description="Save Telegram documents into S3.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "run",
-        help="run the bot",
-        description="Run the bot. Flags override TGS3BOT_* variables, which override .env.",
-    )
+    for role, help_text in ROLES.items():
+        command = commands.add_parser(
+            role,
+            help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}. "
+            "Flags override TGS3BOT_* variables, which override .env.",
+        )
+        _add_setting_flags(command)
+    return parser
+
+
+def _add_setting_flags(command: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
         if name in SECRET_FIELDS:
             continue
@@ -42,10 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         env = "TGS3BOT_" + name.upper()
         help_text = f"{field.description or name} (env {env})"
         if field.annotation is bool:
-            run.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+            command.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            run.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
-    return parser
+            command.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
 
 
 def _settings_error(exc: ValidationError) -> str:
@@ -57,6 +73,16 @@ def _settings_error(exc: ValidationError) -> str:
         else:
             problems.append(f"TGS3BOT_{field.upper()}: {error['msg']}")
     return "invalid settings: " + "; ".join(problems)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """What the logs must never show: the token (and its secret half), the Redis password."""
+    secrets = token_secrets(settings.telegram_token.get_secret_value())
+    if settings.redis_url is not None:
+        password = urlsplit(settings.redis_url.get_secret_value()).password
+        if password:
+            secrets += [password, settings.redis_url.get_secret_value()]
+    return secrets
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -81,14 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(None)
         log.error("startup_failed", error=_settings_error(exc))
         return EXIT_STARTUP_ERROR
-    configure_logging(
-        settings.log_format, settings.log_level, token_secrets(settings.telegram_token.get_secret_value())
-    )
+    configure_logging(settings.log_format, settings.log_level, _secrets(settings))
+    if args.command != "run" and settings.redis_url is None:
+        log.error("startup_failed", error=f"tgs3bot {args.command} needs Redis: set TGS3BOT_REDIS_URL")
+        return EXIT_STARTUP_ERROR
     from tgs3bot.app import App  # deferred: importing aiogram takes seconds; --help should not
 
     try:
         with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-            return runner.run(App(settings).run())
+            return runner.run(App(settings, role=args.command).run())
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         return EXIT_STARTUP_ERROR

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
         None, description="json or console (default: console on a terminal, else json)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="")
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://[:password@]host:port/db (Redis >= 6.2): the queue and the state live there, "
+        "shared by several processes (tgs3bot poll, tgs3bot work); unset: one process, SQLite",
+    )
+    redis_lease_s: float = Field(
+        15.0, gt=0, description="seconds a dead poller's lease lasts before a standby takes over"
+    )
+    redis_claim_idle_s: float = Field(
+        60.0, gt=0, description="seconds before a dead worker's update is taken over by another"
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",
         description="uvloop (where installed, as it is by default on Linux and macOS) or asyncio's own",

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from tgs3bot.interfaces import ObjectStore, Platform, StateStore
+from tgs3bot.interfaces import KeyLocking, ObjectStore, Platform, StateStore
 
 
 class KeyLocks:
@@ -57,4 +57,4 @@ class Context:
     storage: ObjectStore
     state: StateStore
     policy: Policy
-    key_locks: KeyLocks = field(default_factory=KeyLocks)
+    key_locks: KeyLocking = field(default_factory=KeyLocks)

@@ -19,6 +19,10 @@ class FatalPollingError(Tgs3botError):
     """Polling cannot go on (token revoked, another instance polling); the process must exit."""
 
 
+class LeaseLost(Tgs3botError):
+    """The poller lease is not (or no longer) held by this process: it must stop polling."""
+
+
 class PlatformError(Tgs3botError):
     """A call to the messaging platform failed."""
 

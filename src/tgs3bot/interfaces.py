@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import NoReturn, Protocol, Self
 
 from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
 
@@ -117,6 +117,33 @@ class Journal(Protocol):
 
     async def remove(self, update_id: int) -> None:
         """Forget a finished update (written with the next batch of marks, at the latest at close)."""
+        ...
+
+
+class KeyLocking(Protocol):
+    """Locks per object key: two saves (or a save and a rename) of one key never overlap.
+
+    ``context.KeyLocks`` in one process; ``redis_locks.RedisKeyLocks`` across processes.
+    """
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold the key's lock for the block."""
+        ...
+
+
+class PollerLeasing(Protocol):
+    """Who may poll, where several pollers run (``lease.PollerLease`` in Redis)."""
+
+    async def acquire(self) -> None:
+        """Wait until this process holds the lease (a standby waits here)."""
+        ...
+
+    async def keep(self) -> NoReturn:
+        """Renew the lease until cancelled; raise ``errors.LeaseLost`` once it is lost."""
+        ...
+
+    async def release(self) -> bool:
+        """Give the lease up so a standby takes over at once; True if this process held it."""
         ...
 
 

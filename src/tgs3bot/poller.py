@@ -18,12 +18,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
 
 from tgs3bot.config import BackoffConfig
-from tgs3bot.errors import Conflict, FatalPollingError, RetryAfter, TransientError, Unauthorized
-from tgs3bot.interfaces import Platform, UpdateQueue
+from tgs3bot.errors import (
+    Conflict,
+    FatalPollingError,
+    LeaseLost,
+    RetryAfter,
+    TransientError,
+    Unauthorized,
+)
+from tgs3bot.interfaces import Platform, PollerLeasing, UpdateQueue
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +83,26 @@ class Poller:
             if batch.next_offset is not None:
                 self.offset = batch.next_offset
 
+    async def run_leased(self, lease: PollerLeasing) -> None:
+        """Poll while this process holds the lease; when it is lost, stand by until it is ours again.
+
+        Several ``tgs3bot poll`` (or ``run``) processes may share one Redis: exactly one polls,
+        the others wait in ``acquire`` and take over within the lease's time when it dies. The
+        queue refuses a batch from a poller whose lease has gone (a fence), and a new holder
+        starts without an offset: Telegram hands it the first unconfirmed update, and the queue
+        drops any the old holder had already taken.
+        """
+        try:
+            while True:
+                await lease.acquire()
+                self.offset = None
+                try:
+                    await _first_to_end(lease.keep(), self.run())
+                except LeaseLost as exc:
+                    log.warning("poller_lease_lost", error=str(exc))
+        finally:
+            await asyncio.shield(lease.release())
+
     async def _on_transient(self, exc: Exception) -> None:
         delay = self._backoff.delay_s(self._failures, random.random())  # noqa: S311 (jitter)
         self._failures += 1
@@ -100,3 +129,16 @@ class Poller:
             log.info("poll_recovered", after_failures=self._failures)
         self._failures = 0
         self._conflict_since = None
+
+
+async def _first_to_end(*coros: Coroutine[Any, Any, object]) -> None:
+    """Run the coroutines until one ends; cancel the others; raise what ended it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
