@@ -17,12 +17,11 @@ processes. Keys, under the prefix:
   for room blocks on it (BLPOP) instead of polling the counter.
 - ``seen:{update_id}``: set once per update for 7 days, so a redelivered update is queued once.
 
-Why this shape: a stream per chat would need one XREADGROUP over every chat's stream (unbounded
-key lists) or a scan for work; plain lists with BLMOVE to a processing list give no ownership
-record, so telling a dead worker's items from a slow one's needs a heartbeat scheme of our own.
-A consumer group gives ownership (the pending list), idle times (XAUTOCLAIM takes over a dead
-worker's turns after ``claim_idle_s``) and blocking reads for free; the lanes keep the events out
-of the stream, so one turn per chat is enough and a busy chat never holds up others.
+Why this shape: a stream per chat needs one XREADGROUP over every chat's stream (unbounded key
+lists) or a scan for work; plain lists with BLMOVE to a processing list record no owner, so telling
+a dead worker's items from a slow one's needs a scheme of our own. A consumer group gives ownership
+(the pending list), idle times (XAUTOCLAIM takes a dead worker's turns after ``claim_idle_s``) and
+blocking reads; the lanes keep events out of the stream, so one turn per chat is enough.
 
 Every change that touches more than one key is a Lua script (``redis_scripts``): enqueue (fenced
 by the poller lease's token), done, hand back, heartbeat and consumer pruning.
@@ -54,6 +53,7 @@ from tgs3bot.lease import LeaseLost
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.state.redis import BLOCK_CAP_S, open_client, text
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
+from tgs3bot.utils import log_exceptions
 
 log = structlog.get_logger(__name__)
 
@@ -117,17 +117,16 @@ class RedisQueue:
             self._client = await open_client(self._source, max_connections=self.max_connections)
         else:
             self._client = self._source
-        names = {"enqueue": lua.ENQUEUE_LUA, "done": lua.DONE_LUA, "release": lua.RELEASE_LUA}
-        names |= {"heartbeat": lua.HEARTBEAT_LUA, "prune": lua.PRUNE_CONSUMERS_LUA}
-        self._scripts = {name: self._client.register_script(source) for name, source in names.items()}
+        self._scripts = {name: self._client.register_script(source) for name, source in lua.SCRIPTS.items()}
         try:
             await self._client.xgroup_create(self.prefix + "ready", lua.GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        every = log_exceptions(self._every)  # a bug ending one is logged, not silent
         self._tasks = [
-            asyncio.create_task(self._every(self.claim_idle_s / 2, self._claim), name="queue-claim"),
-            asyncio.create_task(self._every(self.claim_idle_s / 3, self._heartbeat), name="queue-heartbeat"),
+            asyncio.create_task(every(self.claim_idle_s / 2, self._claim), name="queue-claim"),
+            asyncio.create_task(every(self.claim_idle_s / 3, self._heartbeat), name="queue-heartbeat"),
         ]
         return self
 
@@ -203,10 +202,14 @@ class RedisQueue:
 
     async def _read_turn(self) -> _Turn | None:
         """A new turn from the stream, or None if none came within the block time."""
-        block_ms = int(min(MAX_BLOCK_S, self.claim_idle_s / 2) * 1000)
+        block_ms = max(10, int(min(MAX_BLOCK_S, self.claim_idle_s / 2) * 1000))  # BLOCK 0: forever
         streams: dict[KeyT, StreamIdT] = {self.prefix + "ready": ">"}
         reply: Any = await self.client.xreadgroup(lua.GROUP, self.consumer, streams, count=1, block=block_ms)
-        for _stream, entries in reply or ():
+        if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
+            batches = [entries for groups in reply.values() for entries in groups]
+        else:  # RESP2: [[stream, [(id, fields), ...]]]
+            batches = [entries for _stream, entries in reply or ()]
+        for entries in batches:
             for entry_id, fields in entries:
                 return _Turn(text(entry_id), _chat_of(fields))
         return None

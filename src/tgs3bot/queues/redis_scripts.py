@@ -130,3 +130,11 @@ for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', p .. 'ready', 'workers')) 
 end
 return deleted
 """
+
+SCRIPTS = {
+    "enqueue": ENQUEUE_LUA,
+    "done": DONE_LUA,
+    "release": RELEASE_LUA,
+    "heartbeat": HEARTBEAT_LUA,
+    "prune": PRUNE_CONSUMERS_LUA,
+}
