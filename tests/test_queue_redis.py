@@ -95,13 +95,14 @@ async def assert_nothing_left(raw: aioredis.Redis) -> None:
     keys = [text(key) for key in await raw.keys("tgs3bot:*")]
     assert [k for k in keys if k.startswith(("tgs3bot:lane:", "tgs3bot:active"))] == []
     assert await raw.xlen("tgs3bot:ready") == 0
-    assert await raw.get("tgs3bot:admitted") == "0"
+    assert await raw.mget("tgs3bot:admitted", "tgs3bot:queued") == ["0", "0"]
     for key in keys:
         if key.startswith("tgs3bot:seen:"):
             assert await raw.ttl(key) > 0
     assert {k for k in keys if not k.startswith("tgs3bot:seen:")} <= {
         "tgs3bot:ready",
         "tgs3bot:admitted",
+        "tgs3bot:queued",
         "tgs3bot:room",
     }
 
@@ -110,28 +111,40 @@ async def test_a_busy_chat_does_not_keep_other_chats_out(redis_url: str) -> None
     """One chat with 50 events counts for its share only, so another chat's event gets in and out first."""
     async with RedisQueue(redis_url, queue_size=10) as queue:
         await queue.put_batch([make_event(n, chat_id=1) for n in range(50)])
-        assert await queue.admitted() == queue.share == 1
-        await asyncio.wait_for(queue.wait_for_room(), DEADLINE_S)
+        assert await queue.counts() == (queue.share, 49) == (1, 49)  # (admitted, backlog)
+        assert await asyncio.wait_for(queue.wait_for_room(), DEADLINE_S) == 9
         await queue.put_batch([make_event(100, chat_id=2)])
         busy = await asyncio.wait_for(queue.get(), DEADLINE_S)
         other = await asyncio.wait_for(queue.get(), DEADLINE_S)
         assert (busy.update_id, other.update_id) == (0, 100)
-        assert await queue.admitted() == 2
+        assert await queue.counts() == (2, 49)
         await queue.task_done(other)
         await queue.task_done(busy)
         assert (await asyncio.wait_for(queue.get(), DEADLINE_S)).update_id == 1
 
 
 async def test_wait_for_room_waits_until_an_event_is_done(redis_url: str) -> None:
-    """With queue_size events admitted, wait_for_room returns only after one is done."""
+    """With queue_size events admitted, wait_for_room returns (the room) only after one is done."""
     async with RedisQueue(redis_url, queue_size=2) as queue:
         await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2)])
         waiting = asyncio.create_task(queue.wait_for_room())
         done, _ = await asyncio.wait({waiting}, timeout=0.3)
         assert not done
         await queue.task_done(await queue.get())
-        await asyncio.wait_for(waiting, DEADLINE_S)
-        assert await queue.admitted() == 1
+        assert await asyncio.wait_for(waiting, DEADLINE_S) == 1
+        assert await queue.counts() == (1, 0)
+
+
+async def test_wait_for_room_waits_while_the_backlog_is_at_its_limit(redis_url: str) -> None:
+    """A chat whose excess reaches the backlog limit makes the poller wait though there is room."""
+    async with RedisQueue(redis_url, queue_size=10) as queue:
+        await queue.put_batch([make_event(n, chat_id=1) for n in range(queue.backlog_limit + 1)])
+        assert await queue.counts() == (1, queue.backlog_limit)
+        waiting = asyncio.create_task(queue.wait_for_room())
+        done, _ = await asyncio.wait({waiting}, timeout=0.3)
+        assert not done
+        await queue.task_done(await queue.get())
+        assert await asyncio.wait_for(waiting, DEADLINE_S) == 9
 
 
 async def test_a_dead_workers_turn_is_claimed_by_another(redis_url: str, raw: aioredis.Redis) -> None:

@@ -24,10 +24,12 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from tgs3bot.errors import Tgs3botError
+from tgs3bot.errors import LeaseLost
 from tgs3bot.state.redis import BLOCK_CAP_S
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["LeaseLost", "PollerLease"]  # LeaseLost lives in errors; importable from here too
 
 # KEYS: lease, ARGV: token, ms. -1 once the token holds the lease, else the ms it has left.
 ACQUIRE_LUA = """
@@ -61,10 +63,6 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
-
-
-class LeaseLost(Tgs3botError):
-    """The poller lease is not (or no longer) held by this poller: it must stop polling."""
 
 
 class PollerLease:

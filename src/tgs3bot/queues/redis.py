@@ -1,20 +1,17 @@
 """The update queue in Redis, shared by every process of one bot (``interfaces.UpdateQueue``, SPEC §5).
 
-The in-process ``ChatQueue`` (a ready queue of chats, a lane of events per chat) carried across
-processes. Keys, under the prefix:
+``ChatQueue``'s design (a ready queue of chats, a lane of events per chat) across processes. Keys:
 
-- ``lane:{chat_id}``: LIST of the chat's events (``events.to_json``) in order; the head is the one
-  in progress, or next. Redis deletes the list when its last event is done.
-- ``ready``: STREAM with the consumer group ``workers``, holding one entry (a *turn*) per chat
-  that has a lane. XREADGROUP gives a turn to one consumer; while the turn is in that consumer's
-  pending list, nobody else can take the chat: per-chat order across processes. Finished turns
-  are XACKed *and* XDELed, so the stream holds only the turns of active chats.
+- ``lane:{chat_id}``: LIST of the chat's events (``events.to_json``) in order; the head is in
+  progress, or next. Redis deletes the list when its last event is done.
+- ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*) per chat with a lane.
+  XREADGROUP gives a turn to one consumer; while it is in that consumer's pending list nobody else
+  can take the chat: per-chat order across processes. Done turns are XACKed *and* XDELed.
 - ``active``: SET of chats that have a lane (so a chat never has two turns).
-- ``admitted``: Σ over lanes of min(length, share): the bound ``wait_for_room`` keeps below
-  ``queue_size``. A chat counts for at most ``share`` events, so one chat sending hundreds of files
-  never keeps other chats' updates out: its excess waits in its lane, durable, in its turn.
-- ``room``: LIST where ``task_done`` leaves a token when it lowers ``admitted``; a poller waiting
-  for room blocks on it (BLPOP) instead of polling the counter.
+- ``admitted``: Σ over lanes of min(length, share), kept under ``queue_size`` by ``wait_for_room``
+  as ``ChatQueue`` bounds memory: one chat sending hundreds of files counts for ``share`` events,
+  never keeping other chats out; its excess waits in its lane, durable. ``queued``: Σ of lengths.
+- ``room``: LIST where ``task_done`` leaves a token; a poller waiting for room blocks on it.
 - ``seen:{update_id}``: set once per update for 7 days, so a redelivered update is queued once.
 
 Why this shape: a stream per chat needs one XREADGROUP over every chat's stream (unbounded key
@@ -23,12 +20,10 @@ a dead worker's items from a slow one's needs a scheme of our own. A consumer gr
 (the pending list), idle times (XAUTOCLAIM takes a dead worker's turns after ``claim_idle_s``) and
 blocking reads; the lanes keep events out of the stream, so one turn per chat is enough.
 
-Every change that touches more than one key is a Lua script (``redis_scripts``): enqueue (fenced
-by the poller lease's token), done, hand back, heartbeat and consumer pruning.
-
-At least once: a turn is acknowledged only after its event is done. A worker cancelled in the
-middle of ``get`` can leave a turn in this consumer's pending list that no worker knows of;
-XAUTOCLAIM (which this process runs too) hands it out again after ``claim_idle_s``.
+Every change to more than one key is a Lua script (``redis_scripts``): enqueue (fenced by the
+poller lease's token), done, hand back, heartbeat, consumer pruning. At least once: a turn is
+acknowledged only once its event is done; one lost by a ``get`` cancelled mid-read stays in this
+consumer's pending list, and XAUTOCLAIM hands it out again after ``claim_idle_s``.
 """
 
 from __future__ import annotations
@@ -38,7 +33,7 @@ import os
 import secrets
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -51,6 +46,7 @@ from redis.typing import KeyT, StreamIdT
 from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.lease import LeaseLost
 from tgs3bot.queues import redis_scripts as lua
+from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
 from tgs3bot.state.redis import BLOCK_CAP_S, open_client, text
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 from tgs3bot.utils import log_exceptions
@@ -87,7 +83,9 @@ class RedisQueue:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.queue_size = queue_size
-        self.share = max(1, queue_size // 10)  # as in-process: one chat's part of the bound
+        self.share = default_share(queue_size)  # the same bounds as the in-process ChatQueue
+        self.batch_floor = max(1, queue_size // 4)
+        self.backlog_limit = BACKLOG_FACTOR * queue_size
         self.claim_idle_s = claim_idle_s
         self.prefix = prefix
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -172,13 +170,20 @@ class RedisQueue:
                 raise LeaseLost(str(exc)) from exc
             raise
 
-    async def admitted(self) -> int:
-        """The events that count against ``queue_size`` (each chat's first ``share``)."""
-        return int(await self.client.get(self.prefix + "admitted") or 0)
+    async def counts(self) -> tuple[int, int]:
+        """(admitted, backlog): events counting against ``queue_size``, and the excess over shares."""
+        admitted, queued = await self.client.mget([self.prefix + "admitted", self.prefix + "queued"])
+        return int(admitted or 0), int(queued or 0) - int(admitted or 0)
 
-    async def wait_for_room(self) -> None:
-        """Return once fewer than ``queue_size`` events count against the bound."""
-        while await self.admitted() >= self.queue_size:  # the timeout: a missed token costs little
+    async def wait_for_room(self) -> int:
+        """Wait until a batch fits (as ``ChatQueue``: room for ``batch_floor``, backlog under its
+        limit); return the room, which the poller asks for as its batch's limit.
+        """
+        while True:
+            admitted, backlog = await self.counts()
+            if self.queue_size - admitted >= self.batch_floor and backlog < self.backlog_limit:
+                return self.queue_size - admitted
+            # The timeout only bounds the cost of a token taken by someone else.
             await self.client.blpop([self.prefix + "room"], timeout=BLOCK_CAP_S)
 
     async def get(self) -> Event:
@@ -205,14 +210,8 @@ class RedisQueue:
         block_ms = max(10, int(min(MAX_BLOCK_S, self.claim_idle_s / 2) * 1000))  # BLOCK 0: forever
         streams: dict[KeyT, StreamIdT] = {self.prefix + "ready": ">"}
         reply: Any = await self.client.xreadgroup(lua.GROUP, self.consumer, streams, count=1, block=block_ms)
-        if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
-            batches = [entries for groups in reply.values() for entries in groups]
-        else:  # RESP2: [[stream, [(id, fields), ...]]]
-            batches = [entries for _stream, entries in reply or ()]
-        for entries in batches:
-            for entry_id, fields in entries:
-                return _Turn(text(entry_id), _chat_of(fields))
-        return None
+        entry = lua.first_entry(reply)
+        return None if entry is None else _Turn(*entry)
 
     async def _open(self, turn: _Turn) -> Event | None:
         """Read the chat's head event and hold the turn; None if there is nothing to hand out."""
@@ -286,14 +285,9 @@ class RedisQueue:
                 # None: an entry deleted while pending (never done here: turns are XACKed first).
                 # Ours: a held turn whose heartbeat ran late; it is still being handled here.
                 if entry_id is not None and text(entry_id) not in ours:
-                    self._claimed.append(_Turn(text(entry_id), _chat_of(fields)))
+                    self._claimed.append(_Turn(text(entry_id), lua.chat_of(fields)))
             start = text(reply[0])
             if start == "0-0":
                 break
         await self._run("prune", idle_ms)
         self.claim_passes += 1
-
-
-def _chat_of(fields: Mapping[Any, Any]) -> int:
-    """The chat id of a turn's stream entry (whether or not the client decodes responses)."""
-    return int(fields.get("chat") or fields[b"chat"])

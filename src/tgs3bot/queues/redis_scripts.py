@@ -1,16 +1,20 @@
-"""The Lua scripts behind ``queues.redis.RedisQueue``: each runs atomically in Redis.
+"""The Lua scripts behind ``queues.redis.RedisQueue`` (each runs atomically in Redis), and the
+shapes of the stream replies it reads.
 
 Every script takes the key prefix as ARGV[1] and builds the key names from it (``lane:{chat}``,
-``ready``, ``active``, ``admitted``, ``room``, ``seen:{update_id}``, ``poller-lease``), so the
+``ready``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update_id}``, ``poller-lease``), so the
 queue is for a single Redis server (with replicas or Sentinel), not Redis Cluster. The consumer
 group on ``ready`` is always ``workers``.
 
 The invariant they keep together: a chat is in ``active`` exactly while ``lane:{chat}`` is not
 empty, and then ``ready`` holds exactly one entry (its turn) for it, new or pending with one
-consumer; ``admitted`` = Σ over lanes of min(length, share).
+consumer; ``queued`` = Σ over lanes of length, ``admitted`` = Σ over lanes of min(length, share).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 GROUP = "workers"
 
@@ -49,6 +53,7 @@ for i = 5, #ARGV, 3 do
     if redis.call('RPUSH', p .. 'lane:' .. chat, body) <= share then
       redis.call('INCR', p .. 'admitted')
     end
+    redis.call('INCR', p .. 'queued')
     if redis.call('SADD', p .. 'active', chat) == 1 then
       redis.call('XADD', p .. 'ready', '*', 'chat', chat)
     end
@@ -61,8 +66,8 @@ return added
 # task_done. ARGV: prefix, chat, turn id, consumer, the event's body, share.
 # Returns -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
 # the event, so nothing changes); 0 if the lane's head is not this event (the turn passes on, the
-# lane is left alone); 1 once the head is popped and the turn passed on. A pop that lowers
-# ``admitted`` leaves a token in ``room`` for the poller blocked in ``wait_for_room``.
+# lane is left alone); 1 once the head is popped and the turn passed on. A pop leaves a token in
+# ``room`` for the poller blocked in ``wait_for_room``.
 DONE_LUA = (
     _TURN_FUNCTIONS
     + """
@@ -75,10 +80,11 @@ if redis.call('LINDEX', lane, 0) ~= body then
 end
 if redis.call('LLEN', lane) <= share then
   redis.call('DECR', p .. 'admitted')
-  redis.call('LPUSH', p .. 'room', '1')
-  redis.call('LTRIM', p .. 'room', 0, 0)
 end
+redis.call('DECR', p .. 'queued')
 redis.call('LPOP', lane)
+redis.call('LPUSH', p .. 'room', '1')
+redis.call('LTRIM', p .. 'room', 0, 0)
 pass_turn(p, chat, id)
 return 1
 """
@@ -138,3 +144,20 @@ SCRIPTS = {
     "heartbeat": HEARTBEAT_LUA,
     "prune": PRUNE_CONSUMERS_LUA,
 }
+
+
+def chat_of(fields: Mapping[Any, Any]) -> int:
+    """The chat id of a turn's stream entry (whether or not the client decodes responses)."""
+    return int(fields.get("chat") or fields[b"chat"])
+
+
+def first_entry(reply: Any) -> tuple[str, int] | None:
+    """(turn id, chat id) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
+    if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
+        batches = [entries for groups in reply.values() for entries in groups]
+    else:  # RESP2: [[stream, [(id, fields), ...]]]
+        batches = [entries for _stream, entries in reply or ()]
+    for entries in batches:
+        for entry_id, fields in entries:
+            return (entry_id.decode() if isinstance(entry_id, bytes) else entry_id), chat_of(fields)
+    return None
