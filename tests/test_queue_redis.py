@@ -169,6 +169,26 @@ async def test_a_dead_workers_turn_is_claimed_by_another(redis_url: str, raw: ai
     await assert_nothing_left(raw)
 
 
+async def test_a_process_without_waiting_workers_claims_nothing(redis_url: str, raw: aioredis.Redis) -> None:
+    """A queue nobody takes events from (a poller) leaves a dead worker's turn to a process with workers."""
+    async with RedisQueue(redis_url, queue_size=10, claim_idle_s=0.5) as poller:
+        await poller.put_batch([make_event(1, chat_id=1)])
+        await raw.xreadgroup("workers", "dead-worker", {"tgs3bot:ready": ">"}, count=1)
+        passes = poller.claim_passes
+
+        async def poller_looked_several_times() -> bool:
+            return poller.claim_passes >= passes + 4  # a pass every claim_idle_s / 2
+
+        await eventually(poller_looked_several_times)
+        pending = await raw.xpending_range("tgs3bot:ready", "workers", "-", "+", 10)
+        assert [p["consumer"] for p in pending] == ["dead-worker"]
+        async with RedisQueue(redis_url, queue_size=10, claim_idle_s=0.5) as worker:
+            event = await asyncio.wait_for(worker.get(), DEADLINE_S)
+            assert event.update_id == 1
+            await worker.task_done(event)
+    await assert_nothing_left(raw)
+
+
 async def test_a_live_workers_long_transfer_is_not_claimed(redis_url: str, raw: aioredis.Redis) -> None:
     """A turn held for several times claim_idle_s by a live queue stays its own: the heartbeat keeps it."""
     async with (

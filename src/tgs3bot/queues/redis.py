@@ -100,6 +100,7 @@ class RedisQueue:
         self._idle = asyncio.Event()  # set while no event is held
         self._idle.set()
         self._draining = False
+        self._waiting = 0  # get calls waiting for a turn
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -135,8 +136,7 @@ class RedisQueue:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         turns = [*self._held.values(), *self._claimed]
-        self._held.clear()
-        self._claimed.clear()
+        self._held, self._claimed = {}, deque()
         self._idle.set()
         try:
             for turn in turns:
@@ -194,7 +194,11 @@ class RedisQueue:
         while True:
             if self._draining:
                 await asyncio.Event().wait()  # forever: the app cancels the workers
-            turn = self._claimed.popleft() if self._claimed else await self._read_turn()
+            self._waiting += 1  # claims are made for waiting workers only
+            try:
+                turn = self._claimed.popleft() if self._claimed else await self._read_turn()
+            finally:
+                self._waiting -= 1
             if turn is None:
                 continue
             try:
@@ -273,21 +277,22 @@ class RedisQueue:
                 log.warning("queue_turns_lost", entry_ids=[text(i) for i in lost])
 
     async def _claim(self) -> None:
-        """Take the turns of consumers idle for ``claim_idle_s`` (dead workers); forget idle consumers."""
+        """Take turns idle for ``claim_idle_s`` (dead workers'), only as many as workers here wait
+        for (none in ``tgs3bot poll``); forget consumers idle as long that own nothing."""
         idle_ms = int(self.claim_idle_s * 1000)
         ours = {turn.entry_id for turn in (*self._held.values(), *self._claimed)}
-        start = "0-0"
-        while True:
+        want, start = self._waiting - len(self._claimed), "0-0"
+        while want > 0:
             reply = await self.client.xautoclaim(
-                self.prefix + "ready", lua.GROUP, self.consumer, idle_ms, start_id=start, count=100
+                self.prefix + "ready", lua.GROUP, self.consumer, idle_ms, start_id=start, count=want
             )
             for entry_id, fields in reply[1]:
                 # None: an entry deleted while pending (never done here: turns are XACKed first).
                 # Ours: a held turn whose heartbeat ran late; it is still being handled here.
                 if entry_id is not None and text(entry_id) not in ours:
                     self._claimed.append(_Turn(text(entry_id), lua.chat_of(fields)))
-            start = text(reply[0])
-            if start == "0-0":
+                    want -= 1
+            if (start := text(reply[0])) == "0-0":
                 break
         await self._run("prune", idle_ms)
         self.claim_passes += 1
