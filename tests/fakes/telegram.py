@@ -278,6 +278,12 @@ class FakeTelegram:
         """Wait until no getUpdates is in flight (e.g. after a stopped bot dropped its long poll)."""
         await self._wait(lambda: self.polls_in_flight == 0, timeout, lambda: "idle getUpdates slot")
 
+    async def wait_until(
+        self, predicate: Callable[[], bool], what: str, *, timeout: float = DEFAULT_WAIT_S
+    ) -> None:
+        """Wait until ``predicate()`` holds, checked whenever the fake sees a call or a download."""
+        await self._wait(predicate, timeout, lambda: what)
+
     async def _wait(self, predicate: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
         """Wait for ``predicate``; on timeout fail naming ``what()`` and every call seen so far."""
         if not await self._signal.wait_until(predicate, timeout):
