@@ -32,7 +32,7 @@ from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
-MIN_SERVER_VERSION = (6, 2)  # XAUTOCLAIM, GETEX, BLPOP with a fractional timeout
+MIN_SERVER_VERSION = (6, 2)  # XAUTOCLAIM is 6.2; BLPOP takes fractions of a second since 6.0
 CONNECT_TIMEOUT_S = 10.0
 BLOCK_CAP_S = 2.0  # the longest blocking read (BLPOP, XREADGROUP BLOCK) any caller makes
 
