@@ -14,6 +14,9 @@ tuned here, and all of them leave aiogram's ``Bot`` as the client:
 - **aiogram's ``Response[T]`` classes are kept alive**: ``check_response`` builds ``Response[T]`` for
   every answer, and pydantic caches that class only weakly, so after a garbage collection it is
   built again (~8 % of the event loop on a text-heavy load).
+
+``translate`` and ``to_event`` map aiogram's errors and the slim answers onto the bot's own
+(``errors``, ``events``), so nothing past ``telegram.py`` sees an aiogram type.
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.exceptions import TelegramNetworkError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteWebhook,
@@ -37,6 +50,9 @@ from aiogram.methods import (
 from aiogram.methods.base import Response, TelegramType
 from aiohttp import ClientError, ClientTimeout
 from pydantic import BaseModel, ConfigDict, Field
+
+from tgs3bot.errors import Conflict, PlatformError, RetryAfter, TransientError, Unauthorized, Undeliverable
+from tgs3bot.events import Document, Event, EventKind
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -165,3 +181,61 @@ class JsonSession(AiohttpSession):
             raise TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}") from exc
         response = self.check_response(bot=bot, method=method, status_code=resp.status, content=raw_result)
         return cast(TelegramType, response.result)
+
+
+def translate(exc: Exception) -> PlatformError:
+    """Map an aiogram exception onto the bot's own error tree."""
+    text = str(exc)
+    if isinstance(exc, TelegramRetryAfter):
+        return RetryAfter(float(exc.retry_after), text)
+    if isinstance(exc, TelegramUnauthorizedError):
+        return Unauthorized(text)
+    if isinstance(exc, TelegramConflictError):
+        return Conflict(text)
+    if isinstance(exc, TelegramForbiddenError):
+        return Undeliverable(text)
+    if isinstance(exc, TelegramBadRequest) and "chat not found" in text.lower():
+        return Undeliverable(text)
+    # TelegramEntityTooLarge is a TelegramNetworkError, but retrying cannot help it.
+    if isinstance(exc, TelegramEntityTooLarge):
+        return PlatformError(text)
+    if isinstance(exc, TelegramNetworkError | TelegramServerError | ClientDecodeError):
+        return TransientError(text)
+    return PlatformError(text)
+
+
+def to_event(update: UpdateRef) -> Event | None:
+    """The bot's view of an update, or None for kinds the bot does not handle."""
+    if (message := update.message) is not None:
+        document = message.document
+        return Event(
+            update_id=update.update_id,
+            kind=EventKind.MESSAGE,
+            chat_id=message.chat.id,
+            user_id=message.from_user.id if message.from_user else message.chat.id,
+            private=message.chat.type == "private",
+            message_id=message.message_id,
+            text=message.text,
+            document=Document(
+                file_id=document.file_id,
+                file_unique_id=document.file_unique_id,
+                file_name=document.file_name,
+                mime_type=document.mime_type,
+                file_size=document.file_size,
+            )
+            if document is not None
+            else None,
+        )
+    if (query := update.callback_query) is not None and query.message is not None:
+        # Callback queries belong to the chat of the message their button hangs on (per-chat order).
+        return Event(
+            update_id=update.update_id,
+            kind=EventKind.CALLBACK,
+            chat_id=query.message.chat.id,
+            user_id=query.from_user.id,
+            private=query.message.chat.type == "private",
+            message_id=query.message.message_id,
+            callback_id=query.id,
+            callback_data=query.data,
+        )
+    return None

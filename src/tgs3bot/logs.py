@@ -94,19 +94,41 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    final = _rendering(fmt, secrets)
+    handler = _route_standard_logging(shared, final, level)
+    lock = handler.lock
+
+    def logger_factory(name: str = "tgs3bot", *_: Any) -> _StderrLogger:
+        return _StderrLogger(name, lock)
+
+    structlog.configure(
+        processors=[*shared, structlog.processors.StackInfoRenderer(), *final],
+        logger_factory=logger_factory,
+        # Filters by level before any processor runs: a skipped event costs almost nothing.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLogger().level),
+        cache_logger_on_first_use=True,
+    )
+    return fmt
+
+
+def _rendering(fmt: Literal["json", "console"], secrets: Iterable[str]) -> list[Processor]:
+    """The last processors: exceptions rendered without locals, secrets redacted, one line out."""
     if fmt == "json":
         transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-        final: list[Processor] = [
+        return [
             structlog.processors.ExceptionRenderer(transformer),
             RedactSecrets(secrets),
             structlog.processors.JSONRenderer(serializer=_json_text),
         ]
-    else:
-        final = [
-            structlog.processors.format_exc_info,
-            RedactSecrets(secrets),
-            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
-        ]
+    return [
+        structlog.processors.format_exc_info,
+        RedactSecrets(secrets),
+        structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+    ]
+
+
+def _route_standard_logging(shared: list[Processor], final: list[Processor], level: str) -> logging.Handler:
+    """Send the standard library's records (aiogram, aiohttp, botocore) through the same processors."""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
@@ -120,16 +142,4 @@ def configure_logging(
     for noisy in ("aiohttp.access", "botocore", "aiobotocore", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
-    lock = handler.lock
-
-    def logger_factory(name: str = "tgs3bot", *_: Any) -> _StderrLogger:
-        return _StderrLogger(name, lock)
-
-    structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), *final],
-        logger_factory=logger_factory,
-        # Filters by level before any processor runs: a skipped event costs almost nothing.
-        wrapper_class=structlog.make_filtering_bound_logger(root.level),
-        cache_logger_on_first_use=True,
-    )
-    return fmt
+    return handler

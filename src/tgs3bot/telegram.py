@@ -20,14 +20,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
-    TelegramBadRequest,
-    TelegramConflictError,
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
-    TelegramUnauthorizedError,
 )
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -46,10 +41,9 @@ from aiogram.types import (
 )
 from aiogram.utils.token import TokenValidationError
 
-from tgs3bot.botapi import FetchUpdates, JsonSession, SendText, UpdateRef
+from tgs3bot.botapi import FetchUpdates, JsonSession, SendText, UpdateRef, to_event, translate
 from tgs3bot.config import BackoffConfig, download_limit
 from tgs3bot.errors import (
-    Conflict,
     FileUnavailable,
     PlatformError,
     RetryAfter,
@@ -59,7 +53,7 @@ from tgs3bot.errors import (
     Unauthorized,
     Undeliverable,
 )
-from tgs3bot.events import Document, Event, EventKind, Keyboard, UpdateBatch
+from tgs3bot.events import Document, Keyboard, UpdateBatch
 from tgs3bot.localfiles import LocalFiles, read_chunks
 from tgs3bot.utils import human_size
 
@@ -73,64 +67,6 @@ POLL_REQUEST_MARGIN_S = 15
 STARTUP_CALL_TIMEOUT_S = 8  # the token check must fail within 10 s in all
 # A download may stall between chunks for this long before it counts as broken.
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
-
-
-def translate(exc: Exception) -> PlatformError:
-    """Map an aiogram exception onto the bot's own error tree."""
-    text = str(exc)
-    if isinstance(exc, TelegramRetryAfter):
-        return RetryAfter(float(exc.retry_after), text)
-    if isinstance(exc, TelegramUnauthorizedError):
-        return Unauthorized(text)
-    if isinstance(exc, TelegramConflictError):
-        return Conflict(text)
-    if isinstance(exc, TelegramForbiddenError):
-        return Undeliverable(text)
-    if isinstance(exc, TelegramBadRequest) and "chat not found" in text.lower():
-        return Undeliverable(text)
-    # TelegramEntityTooLarge is a TelegramNetworkError, but retrying cannot help it.
-    if isinstance(exc, TelegramEntityTooLarge):
-        return PlatformError(text)
-    if isinstance(exc, TelegramNetworkError | TelegramServerError | ClientDecodeError):
-        return TransientError(text)
-    return PlatformError(text)
-
-
-def to_event(update: UpdateRef) -> Event | None:
-    """The bot's view of an update, or None for kinds the bot does not handle."""
-    if (message := update.message) is not None:
-        document = message.document
-        return Event(
-            update_id=update.update_id,
-            kind=EventKind.MESSAGE,
-            chat_id=message.chat.id,
-            user_id=message.from_user.id if message.from_user else message.chat.id,
-            private=message.chat.type == "private",
-            message_id=message.message_id,
-            text=message.text,
-            document=Document(
-                file_id=document.file_id,
-                file_unique_id=document.file_unique_id,
-                file_name=document.file_name,
-                mime_type=document.mime_type,
-                file_size=document.file_size,
-            )
-            if document is not None
-            else None,
-        )
-    if (query := update.callback_query) is not None and query.message is not None:
-        # Callback queries belong to the chat of the message their button hangs on (per-chat order).
-        return Event(
-            update_id=update.update_id,
-            kind=EventKind.CALLBACK,
-            chat_id=query.message.chat.id,
-            user_id=query.from_user.id,
-            private=query.message.chat.type == "private",
-            message_id=query.message.message_id,
-            callback_id=query.id,
-            callback_data=query.data,
-        )
-    return None
 
 
 class TelegramPlatform:

@@ -191,22 +191,37 @@ class S3Storage:
             existing = None if conditional else await self.head(key)
             if existing is not None:
                 may_replace(existing)
-            first = await reader.read()
-            if reader.ended:
-                _check_size(reader.total, expected_size)
-                body = first or io.BytesIO()
-                if conditional:
-                    existing = await self._put_unless_refused(args, body, may_replace)
-                else:
-                    await self.client.put_object(Body=body, **args)
-                reader.release(body)
-            else:
-                reader.push_back(first)  # not None: the stream has not ended
-                del first  # the multipart upload takes it from the reader; do not hold a second reference
-                await self._multipart(args, reader, expected_size)
+            replaced = await self._write(args, reader, expected_size, may_replace if conditional else None)
         except (ClientError, BotoCoreError) as exc:
             raise TransferError(_storage_reason(exc)) from exc
-        return SaveResult(size=reader.total, replaced=existing is not None)
+        return SaveResult(size=reader.total, replaced=existing is not None or replaced)
+
+    async def _write(
+        self,
+        args: dict[str, Any],
+        reader: PartReader,
+        expected_size: int | None,
+        conditional: ReplaceCheck | None,
+    ) -> bool:
+        """One put for a stream that ends within a part, else a multipart upload; True if it replaced.
+
+        ``conditional``: put with ``If-None-Match: *`` and ask it about an object found there.
+        """
+        first = await reader.read()
+        if not reader.ended:
+            reader.push_back(first)  # not None: the stream has not ended
+            del first  # the multipart upload takes it from the reader; do not hold a second reference
+            await self._multipart(args, reader, expected_size)
+            return False
+        _check_size(reader.total, expected_size)
+        body = first or io.BytesIO()
+        replaced = False
+        if conditional is not None:
+            replaced = await self._put_unless_refused(args, body, conditional) is not None
+        else:
+            await self.client.put_object(Body=body, **args)
+        reader.release(body)
+        return replaced
 
     async def _put_unless_refused(
         self, args: dict[str, Any], body: io.BytesIO, may_replace: ReplaceCheck
