@@ -7,10 +7,12 @@ Readiness is the server's own "Ready to accept connections" log line, confirmed 
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -22,7 +24,8 @@ from pathlib import Path
 import redis
 
 START_DEADLINE_S = 60.0  # generous: a loaded CI machine may be slow to start a process
-START_ATTEMPTS = 3  # a free port may be taken by someone else before the server binds it
+START_ATTEMPTS = 3
+PR_SET_PDEATHSIG = 1  # linux/prctl.h  # a free port may be taken by someone else before the server binds it
 
 
 def find_redis_server() -> str | None:
@@ -87,6 +90,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when pytest dies, so a killed run leaves no server."""
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @contextmanager
 def running_redis_server(binary: str, workdir: Path) -> Iterator[str]:
     """Run ``binary`` on a free loopback port without persistence; yield its ``redis://`` URL."""
@@ -94,7 +104,13 @@ def running_redis_server(binary: str, workdir: Path) -> Iterator[str]:
         port = free_port()
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", str(workdir), "--daemonize", "no", "--logfile", ""]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            bufsize=0,
+            preexec_fn=_die_with_parent,
+        )
         url = f"redis://127.0.0.1:{port}/0"
         if _wait_until_ready(process, time.monotonic() + START_DEADLINE_S) and _ping(url):
             break
