@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tgs3bot.lease import LeaseLost, PollerLease
+from tgs3bot.redis_client import open_client
 from tgs3bot.redis_locks import RedisKeyLocks
-from tgs3bot.state.redis import open_client
 
 DEADLINE_S = 30.0  # generous: the machine may be busy
 

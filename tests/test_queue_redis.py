@@ -18,7 +18,7 @@ from tests.helpers import make_event
 from tgs3bot.events import Event
 from tgs3bot.lease import LeaseLost, PollerLease
 from tgs3bot.queues.redis import RedisQueue
-from tgs3bot.state.redis import text
+from tgs3bot.redis_client import text
 
 DEADLINE_S = 30.0  # generous: the machine may be busy
 

@@ -33,7 +33,8 @@ from tests.test_state import (
 )
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
-from tgs3bot.state.redis import RedisState, redacted
+from tgs3bot.redis_client import redacted
+from tgs3bot.state.redis import RedisState
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 SHARED_BEHAVIOURS = (

@@ -25,7 +25,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from tgs3bot.errors import LeaseLost
-from tgs3bot.state.redis import BLOCK_CAP_S
+from tgs3bot.redis_client import BLOCK_CAP_S
 
 log = structlog.get_logger(__name__)
 

@@ -47,7 +47,7 @@ from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.lease import LeaseLost
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
-from tgs3bot.state.redis import BLOCK_CAP_S, open_client, text
+from tgs3bot.redis_client import BLOCK_CAP_S, open_client, text
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 from tgs3bot.utils import log_exceptions
 
