@@ -31,6 +31,8 @@ from tgs3bot.state.sqlite_schema import (
     LOAD_CHAT_SQL,
     MARK_FLUSH_BATCH,
     MARK_FLUSH_INTERVAL_S,
+    PRUNE_HANDLED_SQL,
+    PRUNE_INTERVAL_S,
     RECENT_HANDLED_LIMIT,
     RECORD_FILE_SQL,
     configure,
@@ -57,9 +59,12 @@ class SqliteState:
 
     - a chat's greeting and dialog are read together, once, and then kept in memory (only this
       process writes them); dialogs are written through;
-    - handled ids are remembered in memory for this run, and an id above the highest one on disk
-      at start cannot have been handled before (Telegram's update ids only grow), so only an old
-      id asks the database.
+    - handled ids are remembered in memory for this run, and every id handled before this run or
+      dropped from memory is at most ``_unknown_above``, so only such an id asks the database.
+      Nothing assumes that ids grow: Telegram restarts them at a random value after a week
+      without updates. Handled ids older than ``HANDLED_RETENTION_S`` are forgotten, in memory
+      and on disk, every ``PRUNE_INTERVAL_S`` while running, so a reused id is not mistaken for
+      a handled one.
     - Marks (handled ids, greeted chats) are written in batches, every ``MARK_FLUSH_INTERVAL_S``
       or ``MARK_FLUSH_BATCH`` marks, and at close: a crash loses at most that last batch, and an
       update Telegram then sends again is handled again (at least once, never lost); a chat may
@@ -72,7 +77,7 @@ class SqliteState:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._chats: dict[int, _Chat] = {}  # bounded by CHAT_CACHE_LIMIT
-        self._recent: dict[int, None] = {}  # ids handled in this run, oldest first (bounded)
+        self._recent: dict[int, float] = {}  # id → when, handled in this run, oldest first (bounded)
         self._unknown_above = 0  # ids above this were never handled before this run
         self.batch = WriteBatch()
         self._flusher: asyncio.Task[None] | None = None
@@ -94,7 +99,7 @@ class SqliteState:
     async def _prepare(self, db: aiosqlite.Connection) -> None:
         await configure(db)
         await migrate(db, self.path)
-        await db.execute("DELETE FROM handled WHERE at < ?", (self._clock() - HANDLED_RETENTION_S,))
+        await db.execute(PRUNE_HANDLED_SQL, (self._clock() - HANDLED_RETENTION_S,))
         await db.commit()
         rows = list(await db.execute_fetchall("SELECT coalesce(max(update_id), 0) FROM handled"))
         self._unknown_above = int(rows[0][0])
@@ -114,12 +119,27 @@ class SqliteState:
                 await db.close()
 
     async def _flush_regularly(self) -> None:
+        pruned_at = time.monotonic()
         while True:
             await asyncio.sleep(MARK_FLUSH_INTERVAL_S)
             try:
                 await self.flush()
+                if time.monotonic() - pruned_at >= PRUNE_INTERVAL_S:
+                    await self.prune()
+                    pruned_at = time.monotonic()
             except sqlite3.Error as exc:  # "database is locked" and the like: the marks stay pending
                 log.warning("state_flush_failed", error=str(exc), pending=len(self.batch))
+
+    async def prune(self) -> None:
+        """Forget handled ids older than ``HANDLED_RETENTION_S``, in memory and on disk."""
+        cutoff = self._clock() - HANDLED_RETENTION_S
+        while self._recent:
+            oldest, at = next(iter(self._recent.items()))
+            if at >= cutoff:
+                break
+            del self._recent[oldest]
+            self._unknown_above = max(self._unknown_above, oldest)  # still on disk until the delete
+        await self._write(PRUNE_HANDLED_SQL, (cutoff,))
 
     async def flush(self) -> None:
         """Write the pending marks and journal removals now (one transaction)."""
@@ -183,14 +203,17 @@ class SqliteState:
 
     async def mark_handled(self, update_id: int) -> None:
         """Remember that the update was handled (until ``HANDLED_RETENTION_S`` has passed)."""
-        self._recent[update_id] = None
+        self._recent[update_id] = self._clock()
         if len(self._recent) > RECENT_HANDLED_LIMIT:
             oldest = next(iter(self._recent))
             del self._recent[oldest]
             self._unknown_above = max(self._unknown_above, oldest)  # from now on, ask the disk
         self.batch.handled.append((update_id, self._clock()))
         if len(self.batch) >= MARK_FLUSH_BATCH:
-            await self.flush()
+            try:
+                await self.flush()
+            except sqlite3.Error as exc:  # the update was handled: its mark waits for the next flush
+                log.warning("state_flush_failed", error=str(exc), pending=len(self.batch))
 
     async def get_dialog(self, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""

@@ -4,7 +4,7 @@ What the file holds (schema version 2, kept in ``PRAGMA user_version``):
 
 - ``greeted(chat_id)``: chats that have had the greeting.
 - ``handled(update_id, at)``: updates already handled, so a redelivered one is skipped; rows older
-  than ``HANDLED_RETENTION_S`` are pruned.
+  than ``HANDLED_RETENTION_S`` are pruned at open and every ``PRUNE_INTERVAL_S``.
 - ``dialogs(chat_id, kind, file_id, started_at)``: the question each chat is to answer (a new name).
 - ``files(id, key, owner_id, chat_id, size, saved_at)``: the index of saved objects, one per key,
   with an index for each listing order (one owner's files, everyone's), newest first.
@@ -50,6 +50,8 @@ MARK_GREETED_SQL = "INSERT INTO greeted (chat_id) VALUES (?) ON CONFLICT DO NOTH
 LOAD_CHAT_SQL = """SELECT EXISTS (SELECT 1 FROM greeted WHERE chat_id = ?1), d.kind, d.file_id, d.started_at
     FROM (SELECT 1) LEFT JOIN dialogs AS d ON d.chat_id = ?1"""
 MARK_FLUSH_INTERVAL_S = 0.5
+PRUNE_INTERVAL_S = 3600.0  # handled ids past their retention are deleted this often while running
+PRUNE_HANDLED_SQL = "DELETE FROM handled WHERE at < ?"
 MARK_FLUSH_BATCH = 500
 RECENT_HANDLED_LIMIT = 100_000  # ids kept in memory; older ones are looked up on disk
 CHAT_CACHE_LIMIT = 100_000  # chats whose greeting and dialog are remembered in memory
