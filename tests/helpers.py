@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tests.fakes import updates
@@ -36,6 +38,19 @@ async def no_multipart_uploads(s3: Any, bucket: str) -> bool:
     """Whether the bucket has no multipart upload left open."""
     answer = await s3.list_multipart_uploads(Bucket=bucket)
     return not answer.get("Uploads")
+
+
+# -- waiting -----------------------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0) -> None:
+    """Wait until ``check()`` is true, looking again every 50 ms, within a generous deadline.
+
+    For state no event announces (a Redis key, a row another connection wrote).
+    """
+    async with asyncio.timeout(timeout_s):
+        while not await check():  # noqa: ASYNC110 (Redis and SQLite cannot set an asyncio.Event)
+            await asyncio.sleep(0.05)
 
 
 # -- chats and Bot API calls -----------------------------------------------------------------------

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.helpers import make_event
+from tests.helpers import eventually, make_event
 from tgs3bot.events import Event
 from tgs3bot.lease import LeaseLost, PollerLease
 from tgs3bot.queues.redis import RedisQueue
@@ -29,13 +29,6 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     await client.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = DEADLINE_S) -> None:
-    """Wait until ``check()`` is true, looking again every 50 ms, within a generous deadline."""
-    async with asyncio.timeout(timeout_s):
-        while not await check():  # noqa: ASYNC110 - Redis state cannot set an asyncio.Event
-            await asyncio.sleep(0.05)
 
 
 @dataclass
