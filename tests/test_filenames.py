@@ -74,3 +74,35 @@ def test_content_disposition_keeps_the_unicode_name() -> None:
     assert header.startswith('attachment; filename="')
     encoded = header.split("filename*=UTF-8''", 1)[1]
     assert unquote(encoded) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # RIGHT-TO-LEFT OVERRIDE: shows as invoiceexe.pdf
+        ("a\u2066b\u2069\u200e\u200f.txt", "ab.txt"),  # isolates and direction marks
+        ("\ufeffbom.txt", "bom.txt"),
+        ("pay\u200bpal\u200c\u200d\u2060.pdf", "paypal.pdf"),  # zero-width space, (non-)joiner, word joiner
+        ("soft\u00adhyphen.txt", "softhyphen.txt"),
+    ],
+)
+def test_invisible_format_characters_are_dropped(name: str, expected: str) -> None:
+    """Format characters (bidi overrides, zero-width, BOM) cannot make a key look like another name."""
+    result = safe_key(name, file_unique_id="u", mime_type=None)
+    assert (result.key, result.changed, result.generated) == (expected, True, False)
+
+
+def test_names_are_nfc_normalised() -> None:
+    """A decomposed name (e + combining acute) is stored composed, and the user is told it changed."""
+    result = safe_key("Cafe\u0301.txt", file_unique_id="u", mime_type=None)
+    assert (result.key, result.changed) == ("Caf\u00e9.txt", True)
+
+
+def test_dropping_a_format_character_then_composes() -> None:
+    """An accent separated from its letter only by an invisible character is composed with it."""
+    assert key("e\u200b\u0301.txt") == "\u00e9.txt"
+
+
+def test_a_name_of_format_characters_only_is_generated() -> None:
+    """A name that is nothing but invisible characters gets a generated name."""
+    assert safe_key("\u202e\u200b", file_unique_id="AgADuniq", mime_type=None).generated

@@ -4,7 +4,10 @@ The rule (the README repeats it):
 
 1. ``/`` and ``\\`` separate nothing: the name is split on them, empty, ``.`` and ``..`` parts are
    dropped, and the rest is joined with ``_`` — so every key is one name at the bucket root.
-2. Control characters (Unicode category Cc, and the line/paragraph separators) are dropped.
+2. Control characters (Unicode category Cc, and the line/paragraph separators) and format
+   characters (category Cf: bidi overrides and isolates, zero-width spaces and joiners, the BOM,
+   the soft hyphen) are dropped, and the rest is NFC-normalised. Format characters are invisible
+   and can make a name display as another (``invoice\u202efdp.exe`` shows as ``invoiceexe.pdf``).
 3. A key longer than S3's 1024 UTF-8 bytes is shortened in its stem; the extension is kept.
 4. A missing name, or one that is empty after 1 to 3, gets a generated name
    ``document-<file_unique_id><extension from the MIME type>``.
@@ -35,7 +38,7 @@ class SafeName:
 
 
 def _is_unsafe_char(char: str) -> bool:
-    return unicodedata.category(char) == "Cc" or char in "\u2028\u2029"
+    return unicodedata.category(char) in ("Cc", "Cf") or char in "\u2028\u2029"
 
 
 def _truncate_utf8(text: str, max_bytes: int) -> str:
@@ -55,8 +58,9 @@ def _fit(name: str) -> str:
 
 def clean_name(name: str) -> str:
     """The name made safe by rules 1 to 3; may be empty."""
-    without_controls = "".join(c for c in name if not _is_unsafe_char(c))
-    parts = [p for p in _SEPARATORS.split(without_controls) if p not in ("", ".", "..")]
+    # Drop first, then compose: a dropped character may have sat between a letter and its accent.
+    visible = unicodedata.normalize("NFC", "".join(c for c in name if not _is_unsafe_char(c)))
+    parts = [p for p in _SEPARATORS.split(visible) if p not in ("", ".", "..")]
     return _fit("_".join(parts))
 
 
