@@ -87,6 +87,16 @@ def button_data(call: Call, word: str) -> str:
     return found[0]
 
 
+async def press_answered(telegram: FakeTelegram, chat_id: int, data: str) -> None:
+    """Press a button with ``data`` under message 1 and wait until the bot answers that press."""
+    press = updates.callback_query(chat_id, 1, data)
+    callback_id = press["callback_query"]["id"]
+    telegram.add_update(press)
+    await telegram.wait_for_call(
+        lambda c: c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == callback_id
+    )
+
+
 async def reply_to(telegram: FakeTelegram, chat_id: int, update: dict[str, Any], method: str) -> Call:
     """Inject ``update`` and return the bot's next successful ``method`` call to the chat."""
     since = len(telegram.calls)

@@ -9,7 +9,15 @@ import pytest
 
 from tests.fakes import updates
 from tests.fakes.telegram import Call, FakeTelegram
-from tests.helpers import button_data, buttons, greet, object_body, object_keys, read_object
+from tests.helpers import (
+    button_data,
+    buttons,
+    greet,
+    object_body,
+    object_keys,
+    press_answered,
+    read_object,
+)
 
 pytestmark = pytest.mark.usefixtures("bot")
 
@@ -136,3 +144,33 @@ async def test_keep_and_help(telegram: FakeTelegram) -> None:
     telegram.add_update(updates.message(9, text="/help"))
     texts = await telegram.wait_for_text(9, "/files")
     assert "[document is required]" not in texts[-1]
+
+
+async def test_a_taken_name_keeps_the_question_open(telegram: FakeTelegram, s3: Any, bucket: str) -> None:
+    """After "that name is taken" the next text is the new name, not [document is required]."""
+    await greet(telegram, 10)
+    await save(telegram, 10, b"one", "taken.txt")
+    await ask_new_name(telegram, 10, b"two", "mine.txt")
+    telegram.add_update(updates.message(10, text="taken.txt"))
+    texts = await telegram.wait_for_text(10, "[document has not been renamed]")
+    assert "send another name or /cancel" in texts[-1].lower()
+    telegram.add_update(updates.message(10, text="free.txt"))
+    texts = await telegram.wait_for_text(10, "[document has been renamed]")
+    assert "free.txt" in texts[-1].splitlines()
+    assert not any("[document is required]" in t for t in texts)
+    assert await object_keys(s3, bucket) == ["free.txt", "taken.txt"]
+    assert await object_body(s3, bucket, "taken.txt") == b"one"
+    telegram.add_update(updates.message(10, text="again.txt"))  # the question closed with the rename
+    await telegram.wait_for_text(10, "[document is required]")
+
+
+async def test_a_forged_rename_id_too_big_for_the_index_is_a_stale_button(telegram: FakeTelegram) -> None:
+    """`rename:<57 digits>` is answered like an unknown file: spinner stopped, no apology, bot fine."""
+    await greet(telegram, 11)
+    for data in ("rename:" + "9" * 57, "rename:9223372036854775808", "rename:0", "rename:١٢"):
+        await press_answered(telegram, 11, data)
+    texts = await telegram.wait_for_text(11, "[document has not been renamed]", count=4)
+    assert all("no longer known" in t for t in texts if "[document has not been renamed]" in t)
+    assert not any("went wrong" in t for t in texts)
+    telegram.add_update(updates.message(11, text="/files"))
+    await telegram.wait_for_text(11, "No saved files")

@@ -87,3 +87,8 @@ def document_renamed(old_key: str, new_key: str, *, note: str | None) -> str:
 def document_not_renamed(reason: str) -> str:
     """The answer when a rename is refused or fails, with the reason."""
     return f"[document has not been renamed] {reason[:1].upper()}{reason[1:]}."
+
+
+def rename_refused_ask_again(reason: str) -> str:
+    """The answer to a refused new name; the question stays open."""
+    return f"{document_not_renamed(reason)} Send another name or /cancel."

@@ -2,11 +2,17 @@
 
 The button's data carries the file's index id, never its key; a press is honoured only for the
 user who saved that file. The object moves by server-side copy and delete, and an existing name
-is never overwritten.
+is never overwritten. The question stays open until a rename succeeds, /cancel, or it expires:
+a refused name (taken, empty once made safe) asks for another one.
+
+Button data comes from the client and may be forged: an id that is not 1 to ``MAX_FILE_ID``
+ASCII digits (SQLite's INTEGER range; a 57-digit number would overflow it) is treated as a
+button whose file is no longer known.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 import structlog
@@ -23,15 +29,26 @@ log = structlog.get_logger(__name__)
 
 RENAME = "rename"
 DIALOG_TTL_S = 24 * 3600  # a question left unanswered for a day is forgotten
+MAX_FILE_ID = 2**63 - 1  # ids are SQLite INTEGERs (and Redis INCRs): nothing bigger names a file
+_FILE_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdecimal() would take "١٢" too
+
+
+class FileGone(TransferError):
+    """The file left the bucket: there is nothing left to rename, so the question closes."""
+
+
+def parse_file_id(text: str) -> int | None:
+    """An index id written as decimal digits, or None if it is not one (malformed or out of range)."""
+    if not _FILE_ID.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_FILE_ID else None
 
 
 def button_file_id(event: Event, prefix: str) -> int | None:
-    """The file id in a button's data (``rename:42``), or None if the data is not ours."""
+    """The file id in a button's data (``rename:42``), or None if the data is not ours or not valid."""
     data = event.callback_data or ""
-    if not data.startswith(prefix):
-        return None
-    number = data[len(prefix) :]
-    return int(number) if number.isdecimal() else None
+    return parse_file_id(data[len(prefix) :]) if data.startswith(prefix) else None
 
 
 async def _own_file(ctx: Context, event: Event, file_id: int | None) -> SavedFile | None:
@@ -69,29 +86,42 @@ async def keep_name(ctx: Context, event: Event) -> None:
 
 
 async def finish_rename(ctx: Context, event: Event) -> None:
-    """The answer to the rename question: make the name safe, check it is free, move the object."""
+    """The answer to the rename question: make the name safe, check it is free, move the object.
+
+    The question closes when the rename succeeds, when there is nothing left to rename, or when it
+    has expired; a refused name leaves it open, and the reply asks for another name.
+    """
     dialog = await ctx.state.get_dialog(event.chat_id)
-    await ctx.state.set_dialog(event.chat_id, None)
     if dialog is None:
         return
     file = await _own_file(ctx, event, dialog.file_id)
-    if file is None:
-        return
-    if time.time() - dialog.started_at > DIALOG_TTL_S:
-        await ctx.platform.send_text(event.chat_id, replies.rename_expired(file.key))
+    if file is None or time.time() - dialog.started_at > DIALOG_TTL_S:
+        await ctx.state.set_dialog(event.chat_id, None)
+        if file is not None:
+            await ctx.platform.send_text(event.chat_id, replies.rename_expired(file.key))
         return
     try:
         new_key, note = await _move(ctx, file, event.text or "")
     except TransferError as exc:
-        log.info("document_not_renamed", key=file.key, reason=exc.reason)
-        await ctx.platform.send_text(
-            event.chat_id, replies.document_not_renamed(exc.reason), reply_to=event.message_id
-        )
+        await _refused(ctx, event, file, exc)
         return
+    await ctx.state.set_dialog(event.chat_id, None)
     log.info("document_renamed", old_key=file.key, new_key=new_key)
     await ctx.platform.send_text(
         event.chat_id, replies.document_renamed(file.key, new_key, note=note), reply_to=event.message_id
     )
+
+
+async def _refused(ctx: Context, event: Event, file: SavedFile, exc: TransferError) -> None:
+    """Say why the name was refused; the question stays open unless the file itself is gone."""
+    gone = isinstance(exc, FileGone)
+    log.info("document_not_renamed", key=file.key, reason=exc.reason, asking_again=not gone)
+    if gone:
+        await ctx.state.set_dialog(event.chat_id, None)
+        text = replies.document_not_renamed(exc.reason)
+    else:
+        text = replies.rename_refused_ask_again(exc.reason)
+    await ctx.platform.send_text(event.chat_id, text, reply_to=event.message_id)
 
 
 async def _move(ctx: Context, file: SavedFile, wanted: str) -> tuple[str, str | None]:
@@ -103,13 +133,13 @@ async def _move(ctx: Context, file: SavedFile, wanted: str) -> tuple[str, str | 
     first, second = sorted((file.key, name.key))  # one lock order, so two renames cannot deadlock
     async with ctx.key_locks.hold(first), ctx.key_locks.hold(second):
         if await ctx.storage.head(name.key) is not None:
-            raise TransferError(f"a file named «{name.key}» already exists; choose another name")
+            raise TransferError(f"a file named «{name.key}» already exists")
         moved = await ctx.storage.rename(
             file.key, name.key, content_disposition=content_disposition(name.key)
         )
         if not moved:
             await ctx.state.forget_file(file.id)
-            raise TransferError(f"«{file.key}» is no longer in the bucket")
+            raise FileGone(f"«{file.key}» is no longer in the bucket")
         await ctx.state.rename_file(file.id, name.key)
     note = "The name was made safe for the bucket." if name.changed else None
     return name.key, note
