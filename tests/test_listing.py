@@ -11,7 +11,15 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
-from tests.helpers import button_data, buttons, greet, message_id_of, reply_to, to_chat
+from tests.helpers import (
+    button_data,
+    buttons,
+    greet,
+    message_id_of,
+    press_answered,
+    reply_to,
+    to_chat,
+)
 
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -188,3 +196,57 @@ async def test_a_renamed_file_is_listed_under_its_new_name(telegram: FakeTelegra
 
     text = (await list_files(telegram, chat)).params["text"]
     assert "final.txt" in text and "draft.txt" not in text
+
+
+async def test_paging_lists_every_remaining_file_once_when_gone_ones_drop_out(
+    telegram: FakeTelegram, bot: RunningBot, s3: Any, bucket: str
+) -> None:
+    """25 files, four deleted from the bucket: Next to the end and Prev back list each remaining one once."""
+    chat = 11
+    await greet(telegram, chat)
+    names = [f"doc-{n:02d}.txt" for n in range(1, 26)]
+    await save_all(telegram, chat, dict.fromkeys(names, b"x"))
+    deleted = ["doc-25.txt", "doc-22.txt", "doc-16.txt", "doc-09.txt"]  # on the first and second pages
+    for name in deleted:
+        await s3.delete_object(Bucket=bucket, Key=name)
+    remaining = [n for n in names[::-1] if n not in deleted]
+
+    def present(text: str) -> list[str]:
+        return [n for n in shown(text, names) if "gone" not in line_of(text, n)]
+
+    page = await list_files(telegram, chat)
+    seen = present(page.params["text"])
+    list_id = message_id_of(telegram, page)
+    while "Next" in " ".join(buttons(page)):
+        press = updates.callback_query(chat, list_id, button_data(page, "Next"))
+        page = await reply_to(telegram, chat, press, "editMessageText")
+        seen += present(page.params["text"])
+    assert seen == remaining  # each exactly once, newest first
+    back = set(seen[-5:])  # the last page: 05..01
+    while "Prev" in " ".join(buttons(page)):
+        press = updates.callback_query(chat, list_id, button_data(page, "Prev"))
+        page = await reply_to(telegram, chat, press, "editMessageText")
+        back |= set(present(page.params["text"]))
+    assert back == set(remaining)  # paging back skips nothing either
+    assert present(page.params["text"]) == remaining[:10]  # and ends on the first page: the ten newest
+
+
+async def test_forged_page_buttons_are_answered_as_stale(telegram: FakeTelegram, bot: RunningBot) -> None:
+    """A huge page number, old-style or malformed data: the press is answered, no apology, no edit."""
+    chat = 12
+    await greet(telegram, chat)
+    await save_all(telegram, chat, {"one.txt": b"1"})
+    forged = [
+        "files:" + "9" * 57,
+        "files:1",
+        "files:next:1:1700000000.5:" + "9" * 19,
+        "files:next:1:nan:1",
+        "files:next:1:1e999:1",
+        "files:prev:0:1700000000.5:1",
+        "files:next:1:1e+e:1",
+    ]
+    for data in forged:
+        await press_answered(telegram, chat, data)
+    assert not any("went wrong" in t for t in telegram.sent(chat))
+    assert telegram.calls_of("editMessageText") == []
+    assert "one.txt" in (await list_files(telegram, chat)).params["text"]  # and the bot carries on

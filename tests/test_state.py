@@ -14,12 +14,7 @@ import tgs3bot.state.sqlite
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile, StateStore
 from tgs3bot.state import MemoryState, SqliteState
-from tgs3bot.state.sqlite_schema import (
-    HANDLED_RETENTION_S,
-    LIST_ALL_FILES_SQL,
-    LIST_OWNER_FILES_SQL,
-    SCHEMA_VERSION,
-)
+from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S, SCHEMA_VERSION
 
 NOW = 1_700_000_000.0
 
@@ -93,7 +88,7 @@ async def test_record_file_again_updates_the_entry_and_keeps_its_id(state: State
     again = await state.record_file("a.pdf", owner_id=8, chat_id=80, size=999, saved_at=NOW + 10)
     assert again == SavedFile(first.id, "a.pdf", 8, 80, 999, NOW + 10)
     assert await state.get_file(first.id) == again
-    assert (await state.list_files(None, offset=0, limit=10))[1] == 2
+    assert (await state.list_files(None, limit=10))[2] == 2
 
 
 async def test_get_file_of_unknown_id_is_none(state: StateStore) -> None:
@@ -117,9 +112,8 @@ async def test_rename_onto_an_existing_key_drops_that_entry(state: StateStore) -
     await state.rename_file(moved.id, "b.pdf")
     assert await state.get_file(overwritten.id) is None
     assert (await state.get_file(moved.id)) == SavedFile(moved.id, "b.pdf", 1, 101, 5, NOW)
-    page, total = await state.list_files(None, offset=0, limit=10)
-    assert [f.id for f in page] == [moved.id]
-    assert total == 1
+    page, more, total = await state.list_files(None, limit=10)
+    assert ([f.id for f in page], more, total) == ([moved.id], False, 1)
 
 
 async def test_rename_onto_its_own_key_or_of_an_unknown_id_changes_nothing(state: StateStore) -> None:
@@ -137,25 +131,33 @@ async def test_forget_file_drops_the_entry(state: StateStore) -> None:
     await state.forget_file(entry.id)
     await state.forget_file(entry.id)
     assert await state.get_file(entry.id) is None
-    assert await state.list_files(None, offset=0, limit=10) == ([], 0)
+    assert await state.list_files(None, limit=10) == ([], False, 0)
     assert (await record(state, "a.pdf")).id != entry.id
 
 
 async def test_list_files_pages_newest_first(state: StateStore) -> None:
-    """25 entries in pages of 10 come as 10, 10 and 5, newest first, each with the total."""
+    """25 entries in pages of 10 come as 10, 10 and 5, newest first, each page after the last one shown."""
     for n in range(25):
         await record(state, f"{n:02}.pdf", saved_at=NOW + n)
-    pages = [await state.list_files(1, offset=offset, limit=10) for offset in (0, 10, 20, 30)]
-    assert [len(page) for page, _ in pages] == [10, 10, 5, 0]
-    assert {total for _, total in pages} == {25}
-    keys = [f.key for page, _ in pages for f in page]
+    pages = [await state.list_files(1, limit=10)]
+    while pages[-1][1]:
+        last = pages[-1][0][-1]
+        pages.append(await state.list_files(1, limit=10, before=(last.saved_at, last.id)))
+    assert [(len(page), more, total) for page, more, total in pages] == [
+        (10, True, 25),
+        (10, True, 25),
+        (5, False, 25),
+    ]
+    keys = [f.key for page, _, _ in pages for f in page]
     assert keys == [f"{n:02}.pdf" for n in reversed(range(25))]
+    oldest = pages[-1][0][-1]
+    assert await state.list_files(1, limit=10, before=(oldest.saved_at, oldest.id)) == ([], False, 25)
 
 
 async def test_list_files_breaks_ties_by_higher_id_first(state: StateStore) -> None:
     """Entries saved at the same moment list the later-recorded one first."""
     ids = [(await record(state, f"{n}.pdf")).id for n in range(3)]
-    page, _ = await state.list_files(1, offset=0, limit=10)
+    page, _, _ = await state.list_files(1, limit=10)
     assert [f.id for f in page] == list(reversed(ids))
 
 
@@ -164,11 +166,11 @@ async def test_list_files_filters_by_owner_or_lists_everyone(state: StateStore) 
     await record(state, "mine-1", owner_id=1, saved_at=NOW)
     await record(state, "theirs", owner_id=2, saved_at=NOW + 1)
     await record(state, "mine-2", owner_id=1, saved_at=NOW + 2)
-    mine, mine_total = await state.list_files(1, offset=0, limit=10)
-    everyone, everyone_total = await state.list_files(None, offset=0, limit=10)
+    mine, _, mine_total = await state.list_files(1, limit=10)
+    everyone, _, everyone_total = await state.list_files(None, limit=10)
     assert ([f.key for f in mine], mine_total) == (["mine-2", "mine-1"], 2)
     assert ([f.key for f in everyone], everyone_total) == (["mine-2", "theirs", "mine-1"], 3)
-    assert await state.list_files(3, offset=0, limit=10) == ([], 0)
+    assert await state.list_files(3, limit=10) == ([], False, 0)
 
 
 async def test_concurrent_operations_each_stay_atomic(state: StateStore) -> None:
@@ -178,9 +180,9 @@ async def test_concurrent_operations_each_stay_atomic(state: StateStore) -> None
     await asyncio.gather(
         *(state.rename_file(n, f"{n}.pdf") for n in range(1, 21, 2)),  # onto id n + 1's key
         *(state.mark_handled(n) for n in range(20)),
-        *(state.list_files(None, offset=0, limit=5) for _ in range(5)),
+        *(state.list_files(None, limit=5) for _ in range(5)),
     )
-    page, total = await state.list_files(None, offset=0, limit=50)
+    page, _, total = await state.list_files(None, limit=50)
     assert total == len(page) == 10
     assert sorted(f.key for f in page) == sorted(f"{n}.pdf" for n in range(1, 20, 2))
     assert all([await state.is_handled(n) for n in range(20)])
@@ -268,21 +270,3 @@ async def test_sqlite_state_outside_async_with_raises(state_path: Path) -> None:
     """Using the store before opening it is a clear error, not a crash inside aiosqlite."""
     with pytest.raises(RuntimeError, match="async with"):
         await SqliteState(state_path).is_greeted(1)
-
-
-async def test_sqlite_listing_of_thousands_uses_the_indexes(state_path: Path) -> None:
-    """With 5,000 entries a deep page is right, and both listing queries walk an index instead of sorting."""
-    async with SqliteState(state_path) as state:
-        for n in range(5000):
-            await record(state, f"{n}.pdf", owner_id=1 + n % 2, saved_at=NOW + n // 3)
-        page, total = await state.list_files(None, offset=2500, limit=10)
-        mine, my_total = await state.list_files(2, offset=2000, limit=10)
-    newest_first = sorted(range(5000), key=lambda n: (n // 3, n), reverse=True)
-    assert ([f.key for f in page], total) == ([f"{n}.pdf" for n in newest_first[2500:2510]], 5000)
-    mine_first = [n for n in newest_first if n % 2 == 1]
-    assert ([f.key for f in mine], my_total) == ([f"{n}.pdf" for n in mine_first[2000:2010]], 2500)
-    with closing(sqlite3.connect(state_path)) as db:
-        for sql, params in ((LIST_OWNER_FILES_SQL, (2, 10, 2000)), (LIST_ALL_FILES_SQL, (10, 2500))):
-            plan = " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-            assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
-            assert "TEMP B-TREE" not in plan, plan

@@ -31,6 +31,11 @@ from tests.test_state import (
     test_rename_onto_an_existing_key_drops_that_entry,
     test_rename_onto_its_own_key_or_of_an_unknown_id_changes_nothing,
 )
+from tests.test_state_paging import (
+    test_list_files_by_cursor_skips_nothing_when_entries_are_dropped,
+    test_list_files_cursors_split_entries_saved_at_the_same_moment,
+    test_list_files_pages_back_with_an_after_cursor,
+)
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.redis_client import redacted
@@ -49,6 +54,9 @@ SHARED_BEHAVIOURS = (
     test_rename_onto_its_own_key_or_of_an_unknown_id_changes_nothing,
     test_forget_file_drops_the_entry,
     test_list_files_pages_newest_first,
+    test_list_files_pages_back_with_an_after_cursor,
+    test_list_files_by_cursor_skips_nothing_when_entries_are_dropped,
+    test_list_files_cursors_split_entries_saved_at_the_same_moment,
     test_list_files_breaks_ties_by_higher_id_first,
     test_list_files_filters_by_owner_or_lists_everyone,
     test_concurrent_operations_each_stay_atomic,
@@ -95,7 +103,7 @@ async def test_two_instances_see_each_others_writes(redis_url: str) -> None:
         assert await other.get_file(entry.id) == SavedFile(entry.id, "b.pdf", 1, 101, 5, NOW)
         assert await other.is_handled(7)
         assert await one.get_dialog(3) == Dialog("rename", entry.id, NOW)
-        assert await one.list_files(1, offset=0, limit=5) == ([await other.get_file(entry.id)], 1)
+        assert await one.list_files(1, limit=5) == ([await other.get_file(entry.id)], False, 1)
 
 
 async def test_concurrent_saves_from_two_instances_share_one_id_sequence(redis_url: str) -> None:
@@ -105,7 +113,7 @@ async def test_concurrent_saves_from_two_instances_share_one_id_sequence(redis_u
             *(record(store, f"{n}.pdf") for n in range(20) for store in (one, other))
         )
         assert len({f.id for f in saved}) == 20  # each key saved twice, once per process
-        page, total = await one.list_files(None, offset=0, limit=50)
+        page, _, total = await one.list_files(None, limit=50)
         assert total == len(page) == 20
 
 
@@ -134,7 +142,7 @@ async def test_a_prefix_keeps_two_bots_apart(redis_url: str) -> None:
         await one.mark_greeted(1)
         await record(one, "a.pdf")
         assert not await two.is_greeted(1)
-        assert await two.list_files(None, offset=0, limit=5) == ([], 0)
+        assert await two.list_files(None, limit=5) == ([], False, 0)
 
 
 async def test_unreachable_server_is_a_startup_error_without_the_password() -> None:

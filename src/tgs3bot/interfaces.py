@@ -223,9 +223,22 @@ class StateStore(Protocol):
         ...
 
     async def list_files(
-        self, owner_id: int | None, *, offset: int, limit: int
-    ) -> tuple[list[SavedFile], int]:
-        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        self,
+        owner_id: int | None,
+        *,
+        limit: int,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+    ) -> tuple[list[SavedFile], bool, int]:
+        """A page of at most ``limit`` entries, newest first; ``owner_id=None`` lists everyone's.
+
+        The order is ``(saved_at, id)`` descending, and a cursor is one entry's ``(saved_at, id)``
+        (that entry need not exist any more): ``before`` gives the entries just older than it,
+        ``after`` the entries just newer than it; with neither, the newest. Paging by cursor, not
+        by offset, means an entry dropped or added meanwhile never shifts another one out of view.
+        Returns the page, whether more entries lie beyond it in the direction paged (older for
+        ``before`` and the first page, newer for ``after``), and the total.
+        """
         ...
 
 

@@ -59,6 +59,7 @@ COMMANDS = (
 )
 NOTHING_TO_CANCEL = "There is nothing to cancel."
 NO_FILES = "No saved files yet. Send me a file as a document."
+FILES_BUTTON_STALE = "This list is out of date; send /files again."
 
 
 def rename_prompt(key: str) -> str:

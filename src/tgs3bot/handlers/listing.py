@@ -4,79 +4,170 @@ Served from the state's index (S3 lists keys in name order and knows no owner). 
 user sees only the files they saved; in a closed bot (an allowlist) everyone allowed sees all.
 The entries of a page are checked against the bucket, so a file deleted by someone else is shown
 as gone (and dropped from the index) instead of being offered as if it were there.
+
+Paging is by cursor, not by offset: the list's order is ``(saved_at, id)`` descending, Next asks
+for the entries older than the last one shown, and Prev for the entries newer than the first
+one shown (a symmetric ``after`` cursor, so the button data stays one cursor long, well within
+Telegram's 64 bytes, however deep the user pages). Entries dropped or added meanwhile therefore
+never shift another one out of view. Prev that reaches the top shows the first page itself, so
+the first page is always the ten newest. The page number in the data is only for the header.
+
+Button data comes from the client and may be forged or left over from an older version: data that
+is not exactly ``files:next|prev:<page>:<saved_at>:<id>`` within bounds is a stale button.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
+from dataclasses import dataclass
+
+import structlog
 
 from tgs3bot import replies
 from tgs3bot.context import Context
 from tgs3bot.events import Button, Event, Keyboard
+from tgs3bot.handlers.rename import parse_file_id
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.utils import human_size
 
+log = structlog.get_logger(__name__)
+
 PAGE_SIZE = 10
-PAGE_PREFIX = "files:"  # callback data of the Prev/Next buttons, followed by the page number
+PAGE_PREFIX = "files:"  # callback data of the Prev/Next buttons: files:next|prev:<page>:<cursor>
+MAX_PAGE = 99_999  # the header's page number; five digits keep the data under 64 bytes
+MAX_DATA_BYTES = 64  # Telegram's limit for callback_data
 MAX_SHOWN_NAME = 120  # characters; ten long names must fit Telegram's 4096-character message
+_DATA = re.compile(r"files:(next|prev):([0-9]{1,5}):([-+.e0-9]{1,24}):([0-9]{1,19})")
 
 
-def page_number(event: Event) -> int | None:
-    """The page a Prev/Next button asks for (``files:2``), or None if the data is not ours."""
-    data = event.callback_data or ""
-    number = data[len(PAGE_PREFIX) :] if data.startswith(PAGE_PREFIX) else ""
-    return int(number) if number.isdecimal() else None
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """What a Prev/Next button asks for."""
+
+    older: bool  # Next: the entries older than the cursor; Prev: the ones newer than it
+    page: int  # the number the page shown gets in its header
+    cursor: tuple[float, int]  # (saved_at, id) of the entry the page starts after
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    files: list[SavedFile]
+    number: int
+    total: int
+    newer: bool  # a Prev button
+    older: bool  # a Next button
+
+
+def page_data(request: PageRequest) -> str:
+    """The callback data of a Prev/Next button (repr() gives the float back exactly)."""
+    saved_at, file_id = request.cursor
+    return f"{PAGE_PREFIX}{'next' if request.older else 'prev'}:{request.page}:{saved_at!r}:{file_id}"
+
+
+def page_request(event: Event) -> PageRequest | None:
+    """What a Prev/Next button asks for, or None if its data is malformed or out of bounds."""
+    found = _DATA.fullmatch(event.callback_data or "")
+    if found is None:
+        return None
+    direction, page, saved_at, file_id = found.groups()
+    try:
+        when = float(saved_at)
+    except ValueError:
+        return None
+    number, entry = int(page), parse_file_id(file_id)
+    if entry is None or not 1 <= number <= MAX_PAGE or not math.isfinite(when):
+        return None
+    return PageRequest(older=direction == "next", page=number, cursor=(when, entry))
 
 
 def _shown(key: str) -> str:
     return key if len(key) <= MAX_SHOWN_NAME else key[: MAX_SHOWN_NAME - 1] + "…"
 
 
-def _line(number: int, file: SavedFile, present: bool) -> str:
+def _line(file: SavedFile, present: bool) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(file.saved_at))
     if not present:
-        return f"{number}. {_shown(file.key)} — gone from the bucket"
-    return f"{number}. {_shown(file.key)} — {human_size(file.size)} — {when}"
+        return f"• {_shown(file.key)} — gone from the bucket"
+    return f"• {_shown(file.key)} — {human_size(file.size)} — {when}"
 
 
-def _buttons(page: int, pages: int) -> Keyboard | None:
+def _buttons(page: _Page) -> Keyboard | None:
+    first, last = page.files[0], page.files[-1]
     row = []
-    if page > 0:
-        row.append(Button("« Prev", f"{PAGE_PREFIX}{page - 1}"))
-    if page + 1 < pages:
-        row.append(Button("Next »", f"{PAGE_PREFIX}{page + 1}"))
+    if page.newer:
+        prev = PageRequest(older=False, page=page.number - 1, cursor=(first.saved_at, first.id))
+        row.append(Button("« Prev", page_data(prev)))
+    if page.older:
+        following = min(page.number + 1, MAX_PAGE)
+        row.append(Button("Next »", page_data(PageRequest(True, following, (last.saved_at, last.id)))))
     return (tuple(row),) if row else None
 
 
-async def _page(ctx: Context, user_id: int, page: int) -> tuple[str, Keyboard | None]:
+async def _fetch(ctx: Context, owner: int | None, request: PageRequest | None) -> _Page:
+    """The entries a request asks for; the first page when there is none or it leads nowhere."""
+    if request is not None and request.older:
+        files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, before=request.cursor)
+        if files:
+            return _Page(files, max(request.page, 2), total, newer=True, older=more)
+    elif request is not None:
+        files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, after=request.cursor)
+        if more:  # not the top yet (at the top, the first page below is the full ten newest)
+            return _Page(files, max(request.page, 2), total, newer=True, older=True)
+    files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE)
+    return _Page(files, 1, total, newer=False, older=more)
+
+
+async def _check(ctx: Context, file: SavedFile) -> tuple[SavedFile, bool]:
+    """The entry to show and whether its object is in the bucket; one that is gone is dropped.
+
+    The drop holds the key's lock and looks again, because a rename or a save of that key may be
+    half done: a rename copies and deletes the object before it moves the entry, and dropping
+    the entry in between would lose the renamed file from the index for good.
+    """
+    if await ctx.storage.head(file.key) is not None:
+        return file, True
+    async with ctx.key_locks.hold(file.key):
+        current = await ctx.state.get_file(file.id)
+        if current is None:  # dropped already
+            return file, False
+        if current.key != file.key:  # renamed meanwhile: shown under its new name
+            return current, True
+        if await ctx.storage.head(file.key) is not None:  # saved again meanwhile
+            return current, True
+        await ctx.state.forget_file(file.id)
+    log.info("listed_file_gone", key=file.key, file_id=file.id)
+    return file, False
+
+
+async def _page(ctx: Context, user_id: int, request: PageRequest | None) -> tuple[str, Keyboard | None]:
     owner = user_id if ctx.policy.open_bot else None
-    files, total = await ctx.state.list_files(owner, offset=page * PAGE_SIZE, limit=PAGE_SIZE)
-    if total == 0:
+    page = await _fetch(ctx, owner, request)
+    if not page.files:
         return replies.NO_FILES, None
-    pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
-    if not files:  # the list shrank since the buttons were drawn: show the last page
-        return await _page(ctx, user_id, pages - 1)
-    present = await asyncio.gather(*(ctx.storage.head(f.key) for f in files))
-    for file, found in zip(files, present, strict=True):
-        if found is None:
-            await ctx.state.forget_file(file.id)
-    first = page * PAGE_SIZE + 1
+    checked = await asyncio.gather(*(_check(ctx, f) for f in page.files))
     title = "Your files" if owner is not None else "Saved files"
-    header = f"{title}, newest first ({first}–{first + len(files) - 1} of {total}):"
-    lines = [_line(first + n, f, p is not None) for n, (f, p) in enumerate(zip(files, present, strict=True))]
-    return "\n".join([header, *lines]), _buttons(page, pages)
+    header = f"{title}, newest first (page {page.number}; {page.total} in all):"
+    return "\n".join([header, *(_line(f, present) for f, present in checked)]), _buttons(page)
 
 
 async def list_files(ctx: Context, event: Event) -> None:
     """/files: the first page."""
-    text, buttons = await _page(ctx, event.user_id, 0)
+    text, buttons = await _page(ctx, event.user_id, None)
     await ctx.platform.send_text(event.chat_id, text, buttons=buttons)
 
 
 async def turn_page(ctx: Context, event: Event) -> None:
-    """Prev/Next: edit the list in place."""
+    """Prev/Next: edit the list in place; a malformed or outdated button only gets an answer."""
+    request = page_request(event)
+    if request is None:
+        log.info("files_button_stale", data=(event.callback_data or "")[:MAX_DATA_BYTES])
+        if event.callback_id:
+            await ctx.platform.answer_callback(event.callback_id, replies.FILES_BUTTON_STALE)
+        return
     if event.callback_id:
         await ctx.platform.answer_callback(event.callback_id)
-    text, buttons = await _page(ctx, event.user_id, page_number(event) or 0)
+    text, buttons = await _page(ctx, event.user_id, request)
     await ctx.platform.edit_text(event.chat_id, event.message_id, text, buttons=buttons)

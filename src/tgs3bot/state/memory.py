@@ -91,9 +91,22 @@ class MemoryState:
             del self._ids_by_key[entry.key]
 
     async def list_files(
-        self, owner_id: int | None, *, offset: int, limit: int
-    ) -> tuple[list[SavedFile], int]:
-        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        self,
+        owner_id: int | None,
+        *,
+        limit: int,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+    ) -> tuple[list[SavedFile], bool, int]:
+        """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
+        if before is not None and after is not None:
+            raise ValueError("list_files takes one cursor: before or after")
         entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
+        total = len(entries)
         entries.sort(key=_newest_first)
-        return entries[offset : offset + limit], len(entries)
+        if after is not None:  # the closest newer ones: walk the list from the oldest end
+            newer = [f for f in reversed(entries) if (f.saved_at, f.id) > after]
+            return newer[:limit][::-1], len(newer) > limit, total
+        if before is not None:
+            entries = [f for f in entries if (f.saved_at, f.id) < before]
+        return entries[:limit], len(entries) > limit, total

@@ -11,7 +11,8 @@ Keys, all under the prefix (``tgs3bot:`` by default):
   never reused, so a stale button cannot reach another file).
 - ``files`` and ``files-of:{owner_id}``: sorted sets for "newest first" paging, everyone's and one
   owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
-  id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do.
+  id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
+  ``(saved_at, id)`` cursor is a (score, member) position.
 
 Each write of the index is one Lua script, so every structure changes together or not at all,
 and a listing (page and total) is one script too. The scripts build key names from the prefix,
@@ -81,14 +82,38 @@ return 1
 """
 )
 FORGET_LUA = _FORGET + "\nreturn forget(ARGV[1], ARGV[2])\n"
-# ARGV: prefix, owner id or '', offset, limit → {total, {id, key, owner, chat, size, saved_at}...}.
+# ARGV: prefix, owner id or '', direction ('' | 'before' | 'after'), cursor score, cursor member,
+# limit → {total, more (0/1), {id, key, owner, chat, size, saved_at}...}, in the order paged
+# (newest first, or for 'after' oldest first). A cursor is (score, member): the members of the
+# cursor's own score come first, filtered on the member (ties are rare: a tie group is read
+# whole), then a score range from the cursor on, LIMITed: O(log n + page) per page.
 LIST_LUA = """
-local p, owner, offset, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local p, owner, dir, score, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local limit = tonumber(ARGV[6])
 local index = owner == '' and (p .. 'files') or (p .. 'files-of:' .. owner)
-local out = {redis.call('ZCARD', index)}
-if limit <= 0 then return out end
-for _, member in ipairs(redis.call('ZREVRANGE', index, offset, offset + limit - 1)) do
-  local id = member:match('^0*(%d+)$')
+local want = limit + 1
+local members = {}
+local function take(list, keep)
+  for _, m in ipairs(list) do
+    if #members < want and (keep == nil or keep(m)) then members[#members + 1] = m end
+  end
+end
+if dir == '' then
+  take(redis.call('ZREVRANGE', index, 0, want - 1))
+elseif dir == 'before' then
+  take(redis.call('ZREVRANGEBYSCORE', index, score, score), function(m) return m < cursor end)
+  if #members < want then
+    take(redis.call('ZREVRANGEBYSCORE', index, '(' .. score, '-inf', 'LIMIT', 0, want - #members))
+  end
+else
+  take(redis.call('ZRANGEBYSCORE', index, score, score), function(m) return m > cursor end)
+  if #members < want then
+    take(redis.call('ZRANGEBYSCORE', index, '(' .. score, '+inf', 'LIMIT', 0, want - #members))
+  end
+end
+local out = {redis.call('ZCARD', index), #members > limit and 1 or 0}
+for i = 1, math.min(#members, limit) do
+  local id = members[i]:match('^0*(%d+)$')
   local row = redis.call('HMGET', p .. 'file:' .. id, 'key', 'owner_id', 'chat_id', 'size', 'saved_at')
   table.insert(row, 1, id)
   out[#out + 1] = row
@@ -188,12 +213,24 @@ class RedisState:
         await self._run("forget", file_id)
 
     async def list_files(
-        self, owner_id: int | None, *, offset: int, limit: int
-    ) -> tuple[list[SavedFile], int]:
-        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
+        self,
+        owner_id: int | None,
+        *,
+        limit: int,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+    ) -> tuple[list[SavedFile], bool, int]:
+        """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
+        if before is not None and after is not None:
+            raise ValueError("list_files takes one cursor: before or after")
+        direction, cursor = ("after", after) if after is not None else ("before", before)
+        # repr() round-trips a float exactly, and Redis reads it back as the same double.
+        score, member = ("", "") if cursor is None else (repr(float(cursor[0])), f"{cursor[1]:020d}")
         owner = "" if owner_id is None else str(owner_id)
-        total, *rows = await self._run("list", owner, max(offset, 0), limit)
-        return [_saved_file(row) for row in rows if row[1] is not None], int(total)
+        args = (owner, direction if cursor else "", score, member, max(limit, 0))
+        total, more, *rows = await self._run("list", *args)
+        files = [_saved_file(row) for row in rows if row[1] is not None]
+        return (files[::-1] if after is not None else files), bool(more), int(total)
 
 
 def _saved_file(row: list[Any]) -> SavedFile:

@@ -24,10 +24,10 @@ from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state.sqlite_batch import WriteBatch
 from tgs3bot.state.sqlite_schema import (
     CHAT_CACHE_LIMIT,
+    COUNT_FILES_SQL,
     GET_FILE_SQL,
     HANDLED_RETENTION_S,
-    LIST_ALL_FILES_SQL,
-    LIST_OWNER_FILES_SQL,
+    LIST_FILES_SQL,
     LOAD_CHAT_SQL,
     MARK_FLUSH_BATCH,
     MARK_FLUSH_INTERVAL_S,
@@ -260,18 +260,27 @@ class SqliteState:
         await self._write("DELETE FROM files WHERE id = ?", (file_id,))
 
     async def list_files(
-        self, owner_id: int | None, *, offset: int, limit: int
-    ) -> tuple[list[SavedFile], int]:
-        """A page of entries, newest first, and the total; ``owner_id=None`` lists everyone's."""
-        page_sql, count_sql = LIST_ALL_FILES_SQL, "SELECT count(*) FROM files"
-        params: tuple[int, ...] = ()
-        if owner_id is not None:
-            page_sql, count_sql = LIST_OWNER_FILES_SQL, "SELECT count(*) FROM files WHERE owner_id = ?"
-            params = (owner_id,)
+        self,
+        owner_id: int | None,
+        *,
+        limit: int,
+        before: tuple[float, int] | None = None,
+        after: tuple[float, int] | None = None,
+    ) -> tuple[list[SavedFile], bool, int]:
+        """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
+        if before is not None and after is not None:
+            raise ValueError("list_files takes one cursor: before or after")
+        direction, cursor = ("after", after) if after is not None else ("before", before)
+        owner = () if owner_id is None else (owner_id,)
+        page_sql = LIST_FILES_SQL[bool(owner), None if cursor is None else direction]
+        count_sql = COUNT_FILES_SQL[bool(owner)]
+        limit = max(limit, 0)
+        params = (*owner, *(cursor or ()), limit + 1)  # one row more says whether there is more
         async with self.transaction() as db:  # the lock keeps writes out between page and total
-            rows = await db.execute_fetchall(page_sql, (*params, limit, offset))
-            counts = list(await db.execute_fetchall(count_sql, params))
-        return [_saved_file(row) for row in rows], int(counts[0][0])
+            rows = list(await db.execute_fetchall(page_sql, params))
+            counts = list(await db.execute_fetchall(count_sql, owner))
+        files = [_saved_file(row) for row in rows[:limit]]
+        return (files[::-1] if after is not None else files), len(rows) > limit, int(counts[0][0])
 
 
 @dataclasses.dataclass(slots=True)

@@ -56,11 +56,27 @@ MARK_FLUSH_BATCH = 500
 RECENT_HANDLED_LIMIT = 100_000  # ids kept in memory; older ones are looked up on disk
 CHAT_CACHE_LIMIT = 100_000  # chats whose greeting and dialog are remembered in memory
 
-# The two listing queries, public so tests can check that their plans use the indexes above.
-LIST_OWNER_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
-    WHERE owner_id = ? ORDER BY saved_at DESC, id DESC LIMIT ? OFFSET ?"""
-LIST_ALL_FILES_SQL = """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
-    ORDER BY saved_at DESC, id DESC LIMIT ? OFFSET ?"""
+
+# The listing queries, by (one owner's files?, cursor): the cursor is None (the newest first),
+# "before" (older than (saved_at, id), newest first) or "after" (newer than it, OLDEST first: the
+# closest ones; the caller reverses them). Parameters: the owner id (if any), the cursor's
+# saved_at and id (if any), the limit. The row-value comparison is a range on the indexes above,
+# so a page deep in a long list reads only its own rows (public so tests can check the plans).
+LIST_FILES_SQL: dict[tuple[bool, str | None], str] = {
+    (True, None): """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+        WHERE owner_id = ? ORDER BY saved_at DESC, id DESC LIMIT ?""",
+    (True, "before"): """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+        WHERE owner_id = ? AND (saved_at, id) < (?, ?) ORDER BY saved_at DESC, id DESC LIMIT ?""",
+    (True, "after"): """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+        WHERE owner_id = ? AND (saved_at, id) > (?, ?) ORDER BY saved_at, id LIMIT ?""",
+    (False, None): """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+        ORDER BY saved_at DESC, id DESC LIMIT ?""",
+    (False, "before"): """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+        WHERE (saved_at, id) < (?, ?) ORDER BY saved_at DESC, id DESC LIMIT ?""",
+    (False, "after"): """SELECT id, key, owner_id, chat_id, size, saved_at FROM files
+        WHERE (saved_at, id) > (?, ?) ORDER BY saved_at, id LIMIT ?""",
+}
+COUNT_FILES_SQL = {True: "SELECT count(*) FROM files WHERE owner_id = ?", False: "SELECT count(*) FROM files"}
 GET_FILE_SQL = "SELECT id, key, owner_id, chat_id, size, saved_at FROM files WHERE id = ?"
 RECORD_FILE_SQL = """INSERT INTO files (key, owner_id, chat_id, size, saved_at) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET
