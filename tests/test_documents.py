@@ -8,11 +8,14 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+import structlog
 
-from tests.conftest import RunningBot
+from tests.conftest import FAST_BACKOFF, RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
-from tests.helpers import greet, no_multipart_uploads, object_body, object_keys
+from tests.helpers import buttons, greet, no_multipart_uploads, object_body, object_keys, to_chat
+from tgs3bot.handlers import documents
+from tgs3bot.state import SqliteState
 
 MiB = 1024 * 1024
 pytestmark = pytest.mark.usefixtures("bot")
@@ -208,3 +211,58 @@ async def test_one_busy_chat_does_not_hold_up_the_others(telegram: FakeTelegram)
     assert telegram.files[docs[1]["file_id"]].downloads_started == 0  # the busy chat waits its turn
     hold.set()
     await telegram.wait_for_text(17, "[document has been saved]", count=12, timeout=30)
+
+
+async def test_a_failed_acknowledgement_does_not_stop_the_save(
+    telegram: FakeTelegram, s3: Any, bucket: str
+) -> None:
+    """[document] failing through all its retries (a 5xx spell) is logged; the file is saved and told."""
+    await greet(telegram, 23)
+    telegram.fail("sendMessage", status=502, times=FAST_BACKOFF.send_attempts)  # every try of the ack
+    doc = telegram.add_file(b"saved regardless", file_name="unacknowledged.txt")
+    telegram.add_update(updates.message(23, document=doc))
+    texts = await telegram.wait_for_text(23, "[document has")
+    assert "[document has been saved]" in texts[-1] and "unacknowledged.txt" in texts[-1].splitlines()
+    assert not any("[document]" in t for t in texts)  # the fault did hit the acknowledgement
+    assert await object_body(s3, bucket, "unacknowledged.txt") == b"saved regardless"
+
+
+async def test_an_index_failure_after_the_put_still_says_saved(
+    telegram: FakeTelegram, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The object is in the bucket, so the reply says saved (no Rename button: nothing indexed); logged."""
+
+    async def broken_index(*_: object, **__: object) -> None:
+        raise RuntimeError("the state file is gone")
+
+    monkeypatch.setattr(SqliteState, "record_file", broken_index)
+    await greet(telegram, 24)
+    since = len(telegram.calls)
+    with structlog.testing.capture_logs() as logs:
+        reply = await send_document(telegram, 24, b"in the bucket", file_name="unindexed.txt")
+    assert "[document has been saved]" in reply and "unindexed.txt" in reply.splitlines()
+    [outcome] = [
+        c
+        for c in telegram.calls[since:]
+        if to_chat(c, "sendMessage", 24) and "[document has" in str(c.params)
+    ]
+    assert buttons(outcome) == {}
+    assert await object_body(s3, bucket, "unindexed.txt") == b"in the bucket"
+    assert any(e["event"] == "index_write_failed" and e["key"] == "unindexed.txt" for e in logs), logs
+
+
+async def test_an_unexpected_error_with_a_document_is_answered_not_saved(
+    telegram: FakeTelegram, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks while a document is handled, its chat gets a [document has not been saved] outcome."""
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(documents, "safe_key", broken)
+    await greet(telegram, 25)
+    doc = telegram.add_file(b"x", file_name="unlucky.txt")
+    telegram.add_update(updates.message(25, document=doc))
+    texts = await telegram.wait_for_text(25, "[document has not been saved]")
+    assert "on our side" in texts[-1]
+    assert await object_keys(s3, bucket) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -12,8 +14,10 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
-from tests.helpers import greet, message_id_of, to_chat
-from tgs3bot.progress import ProgressReporter, TransferMeter, progress_text
+from tests.helpers import greet, message_id_of, object_body, to_chat
+from tgs3bot.interfaces import SaveResult
+from tgs3bot.progress import ProgressReporter, Stage, TransferMeter, progress_text, reporting
+from tgs3bot.storage import S3Storage
 
 MiB = 1024 * 1024
 # The bot paces edits 2 s apart (PROGRESS_INTERVAL_S); the fake timestamps them when they arrive,
@@ -35,7 +39,7 @@ async def send_and_wait_saved(telegram: FakeTelegram, chat_id: int, doc: dict[st
 async def test_a_slow_transfer_shows_a_throttled_progress_message_ending_at_100(
     telegram: FakeTelegram, bot: RunningBot
 ) -> None:
-    """A ~4.5 s transfer gets one extra message, edited with percent at most every ~2 s, 100 % last."""
+    """A ~4.5 s transfer gets one extra message, edited with percent every ~2 s or slower, 100 % last."""
     chat = 1
     await greet(telegram, chat)
     doc = telegram.add_file(os.urandom(15 * MiB), file_name="slow.bin", bytes_per_s=3.4 * MiB)
@@ -54,9 +58,10 @@ async def test_a_slow_transfer_shows_a_throttled_progress_message_ending_at_100(
     assert all("%" in c.params["text"] for c in all_edits), [c.params["text"] for c in all_edits]
     assert "100 %" in all_edits[-1].params["text"]
     assert calls.index(all_edits[-1]) < calls.index(sends[-1])  # the final edit lands before "saved"
-    times = [progress[0].at, *(c.at for c in all_edits)]
+    # The last edit is made at once when the transfer ends (the outcome follows it anyway).
+    times = [progress[0].at, *(c.at for c in all_edits[:-1])]
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= MIN_EDIT_GAP_S, (
+    assert not gaps or min(gaps) >= MIN_EDIT_GAP_S, (
         f"progress send/edits {gaps} s apart: {[c.describe() for c in all_edits]}"
     )
 
@@ -85,8 +90,17 @@ def test_progress_text_shows_percent_sizes_and_speed() -> None:
 
 @pytest.mark.parametrize(("done", "percent"), [(0, "0 %"), (15 * MiB, "100 %"), (16 * MiB, "100 %")])
 def test_progress_text_percent_stays_between_0_and_100(done: int, percent: str) -> None:
-    """Nothing done is 0 %, everything is 100 %, and a file longer than announced never passes 100 %."""
-    assert percent in progress_text("b.bin", done, 15 * MiB, 1.0)
+    """Nothing done is 0 %, a saved file is 100 %, and a file longer than announced never passes 100 %."""
+    stage: Stage = "saved" if done else "downloading"
+    assert percent in progress_text("b.bin", done, 15 * MiB, 1.0, stage=stage)
+
+
+@pytest.mark.parametrize("stage", ["downloading", "uploading"])
+def test_progress_text_shows_100_only_once_the_put_has_finished(stage: Stage) -> None:
+    """Every byte downloaded is not every byte in the bucket: 99 % until saved, and the upload named."""
+    text = progress_text("b.bin", 15 * MiB, 15 * MiB, 1.0, stage=stage)
+    assert "99 %" in text and "100 %" not in text
+    assert ("uploading" in text) == (stage == "uploading")
 
 
 def test_progress_text_without_a_known_total_shows_bytes_and_speed_only() -> None:
@@ -103,7 +117,7 @@ def test_progress_text_at_time_zero_does_not_divide_by_zero() -> None:
 
 def test_progress_text_says_where_a_transfer_stopped() -> None:
     """A transfer that failed is shown as stopped at its last percentage, not as running."""
-    stopped = progress_text("e.bin", 6 * MiB, 15 * MiB, 2.0, stopped=True)
+    stopped = progress_text("e.bin", 6 * MiB, 15 * MiB, 2.0, stage="stopped")
     assert "stopped" in stopped.lower() and "40 %" in stopped
     assert "stopped" not in progress_text("e.bin", 6 * MiB, 15 * MiB, 2.0).lower()
 
@@ -112,11 +126,16 @@ def test_progress_text_says_where_a_transfer_stopped() -> None:
 
 
 class RecordingPlatform:
-    """The two Platform methods a ProgressReporter uses, recording when each call happened."""
+    """The two Platform methods a ProgressReporter uses, recording when each call happened.
 
-    def __init__(self) -> None:
+    With ``stuck`` set, every edit hangs (as one waiting out a 429 does) until it is cancelled.
+    """
+
+    def __init__(self, *, stuck: bool = False) -> None:
         self.calls: list[tuple[str, float, str]] = []
-        self.edited = asyncio.Event()
+        self.cancelled: list[str] = []
+        self.seen = asyncio.Condition()
+        self._stuck = stuck
 
     async def send_text(self, chat_id: int, text: str, **_: object) -> int:
         self.calls.append(("send", asyncio.get_running_loop().time(), text))
@@ -124,23 +143,121 @@ class RecordingPlatform:
 
     async def edit_text(self, chat_id: int, message_id: int, text: str, **_: object) -> bool:
         self.calls.append(("edit", asyncio.get_running_loop().time(), text))
-        self.edited.set()
+        await self._changed()
+        try:
+            if self._stuck:
+                await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(text)
+            await asyncio.shield(self._changed())
+            raise
         return True
 
+    async def _changed(self) -> None:
+        async with self.seen:
+            self.seen.notify_all()
 
-async def test_the_final_progress_edit_also_respects_the_interval() -> None:
-    """A transfer ending just after a periodic edit gets its 100 % edit no sooner than the interval allows."""
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, checked after every edit and every cancelled edit."""
+        async with self.seen:
+            await asyncio.wait_for(self.seen.wait_for(predicate), 60)
+
+    async def wait_edits(self, count: int) -> None:
+        """Wait until ``count`` edits have been attempted."""
+        await self.wait_until(lambda: [k for k, _, _ in self.calls].count("edit") >= count)
+
+
+async def test_the_periodic_edits_keep_the_interval() -> None:
+    """The message and its edits are at least the interval apart (Telegram counts edits per chat)."""
     platform = RecordingPlatform()
     meter = TransferMeter(1000)
     reporter = ProgressReporter(platform, 1, "f.bin", meter, delay_s=0.05, interval_s=0.3)  # type: ignore[arg-type]
     task = asyncio.create_task(reporter.run())
-    meter.done = 400
-    # The transfer runs: the message after 0.05 s, then a periodic edit 0.3 s later…
-    await asyncio.wait_for(platform.edited.wait(), 60)
-    meter.done = 1000
-    await reporter.finish(ok=True)  # …and it ends right after that edit
-    await asyncio.wait_for(task, 60)
+    try:
+        for done in (200, 400, 600):
+            meter.done = done
+            await platform.wait_edits(done // 200)
+    finally:
+        task.cancel()
     kinds = [kind for kind, _, _ in platform.calls]
-    assert kinds[0] == "send" and kinds.count("edit") >= 2 and "100 %" in platform.calls[-1][2]
+    assert kinds == ["send", "edit", "edit", "edit"], platform.calls
     gaps = [round(b[1] - a[1], 3) for a, b in itertools.pairwise(platform.calls)]
     assert min(gaps) >= 0.3 * 0.95, f"send/edits {gaps} s apart with a 0.3 s interval"
+
+
+async def test_the_end_of_a_transfer_drops_a_stuck_edit_and_never_waits_long_for_the_last() -> None:
+    """Leaving ``reporting`` cancels an edit in flight, tries the 100 % edit once, and gives up on it."""
+    platform = RecordingPlatform(stuck=True)
+    meter = TransferMeter(1000)
+    timing = {"delay_s": 0.0, "interval_s": 0.01, "final_wait_s": 0.05}
+
+    async def transfer() -> None:
+        async with reporting(platform, 1, "g.bin", meter, **timing):  # type: ignore[arg-type]
+            meter.done = 400
+            await platform.wait_edits(1)  # a periodic edit hangs, as if waiting out a 429
+            meter.done = 1000
+
+    await asyncio.wait_for(transfer(), 60)  # a deadline for a hang, not an expectation
+    edits = [text for kind, _, text in platform.calls if kind == "edit"]
+    assert len(edits) == 2 and "100 %" in edits[-1], edits
+    await platform.wait_until(lambda: len(platform.cancelled) == 2)  # both dropped, none waited for
+    assert platform.cancelled == edits
+
+
+async def test_a_progress_edit_stuck_on_429_never_holds_up_the_outcome(
+    telegram: FakeTelegram, bot: RunningBot, s3: Any, bucket: str
+) -> None:
+    """Edits answered 429 (retry after 30 s) every time: the saved reply comes before any edit is retried."""
+    chat = 3
+    await greet(telegram, chat)
+    telegram.fail("editMessageText", status=429, retry_after=30, times=None)
+    hold = asyncio.Event()
+    doc = telegram.add_file(os.urandom(200_000), file_name="rate-limited.bin", hold=hold)
+    since = len(telegram.calls)
+    telegram.add_update(updates.message(chat, document=doc))
+    # The transfer is held until a periodic edit has been refused and is waiting out its 30 s.
+    await telegram.wait_for_call(lambda c: c.method == "editMessageText", since=since)
+    hold.set()
+    await telegram.wait_for_text(chat, "[document has been saved]", timeout=SAVED_TIMEOUT_S)
+    calls = telegram.calls[since:]
+    saved_at = next(n for n, c in enumerate(calls) if "[document has been saved]" in c.params.get("text", ""))
+    edits = [c.params["text"] for c in calls[:saved_at] if c.method == "editMessageText"]
+    assert len(edits) == len(set(edits)), f"an edit was retried before the outcome: {edits}"
+    assert await object_body(s3, bucket, "rate-limited.bin") == telegram.files[doc["file_id"]].content
+
+
+async def test_progress_stays_under_100_until_the_upload_has_finished(
+    telegram: FakeTelegram, bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the download is in, the message says it is uploading; 100 % comes only after the put."""
+    chat = 4
+    await greet(telegram, chat)
+    put_done, release = asyncio.Event(), asyncio.Event()
+    real_save = S3Storage.save
+
+    async def slow_put(self: S3Storage, *args: Any, **kwargs: Any) -> SaveResult:
+        result = await real_save(self, *args, **kwargs)
+        put_done.set()
+        await release.wait()  # from the handler's side the upload is still running
+        return result
+
+    monkeypatch.setattr(S3Storage, "save", slow_put)
+    hold = asyncio.Event()
+    doc = telegram.add_file(os.urandom(200_000), file_name="slow-put.bin", hold=hold)
+    since = len(telegram.calls)
+    telegram.add_update(updates.message(chat, document=doc))
+    await telegram.wait_for_call(
+        lambda c: to_chat(c, "sendMessage", chat) and "%" in c.params["text"], since=since
+    )
+    hold.set()
+    await asyncio.wait_for(put_done.wait(), SAVED_TIMEOUT_S)
+    uploading = await telegram.wait_for_call(
+        lambda c: c.method == "editMessageText" and "uploading" in c.params["text"], since=since
+    )
+    shown = [c.params["text"] for c in telegram.calls[since:] if "%" in c.params.get("text", "")]
+    assert not any("100 %" in t for t in shown), shown
+    assert "99 %" in uploading.params["text"]
+    release.set()
+    await telegram.wait_for_text(chat, "[document has been saved]", timeout=SAVED_TIMEOUT_S)
+    final = [c for c in telegram.calls[since:] if c.method == "editMessageText"][-1]
+    assert "100 %" in final.params["text"] and "uploading" not in final.params["text"]

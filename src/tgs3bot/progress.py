@@ -2,8 +2,15 @@
 
 Nothing is shown for a transfer that ends within ``delay_s``; after that one message is sent and
 edited at most every ``interval_s`` (Telegram allows about one message per second per chat, and
-edits count), and a last edit says 100 % (or where it stopped) before the outcome is replied.
-Progress is decoration: its failures are logged and never fail a save.
+edits count). The percentage counts the bytes taken from the download; they reach the bucket
+later (a small file goes up in one put once it is in, a big one trails by a few parts), so once
+the download is in the text says it is uploading and stays under 100 % until the put has finished.
+
+Progress is decoration and never holds up a save. The message and its edits run in their own
+task, which is cancelled when the transfer ends: an edit waiting out a 429 is dropped, never waited
+for. One last edit (100 %, or where it stopped) is then tried at once and given at most
+``FINAL_EDIT_WAIT_S``; it is not paced like the others, since the outcome reply follows it at once
+anyway. Failures are logged, never raised.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import structlog
 
@@ -22,30 +30,47 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_DELAY_S = 2.0
 PROGRESS_INTERVAL_S = 2.0
+FINAL_EDIT_WAIT_S = 2.0  # a round trip to Telegram; a 429 asks for seconds to minutes, not waited
+
+Stage = Literal["downloading", "uploading", "saved", "stopped"]
 
 
 class TransferMeter:
-    """Counts the bytes flowing through a stream."""
+    """Counts the bytes flowing through a stream; its clock starts when it is made.
+
+    Make it once the transfer can start (the key's lock is held), so that time spent waiting for
+    another save of the same name does not count against the speed.
+    """
 
     def __init__(self, total: int | None) -> None:
         self.total = total
         self.done = 0
+        self.downloaded = False  # the stream has ended: what is left is the upload
         self.started = time.monotonic()
 
     async def count(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Pass the chunks on, counting them."""
+        """Pass the chunks on, counting them; note when the stream ends."""
         async for chunk in chunks:
             self.done += len(chunk)
             yield chunk
+        self.downloaded = True
+
+    def elapsed_s(self) -> float:
+        """Seconds since the meter was made."""
+        return time.monotonic() - self.started
 
 
-def progress_text(name: str, done: int, total: int | None, elapsed_s: float, *, stopped: bool = False) -> str:
-    """``Saving «a.pdf»: 45 % (6.8 MiB of 15.0 MiB, 2.3 MiB/s)``."""
+def progress_text(
+    name: str, done: int, total: int | None, elapsed_s: float, *, stage: Stage = "downloading"
+) -> str:
+    """``Saving «a.pdf»: 45 % (6.8 MiB of 15.0 MiB, 2.3 MiB/s)``; 100 % only once ``saved``."""
     speed = f"{human_size(int(done / elapsed_s))}/s" if elapsed_s > 0 else "…"
     amount = f"{human_size(done)} of {human_size(total)}" if total else human_size(done)
-    percent = f"{min(100, done * 100 // total)} %" if total else "…"
-    verb = "Saving stopped at" if stopped else "Saving"
-    return f"{verb} «{name}»: {percent} ({amount}, {speed})"
+    ceiling = 100 if stage == "saved" else 99  # the bytes are not in the bucket before the put ends
+    percent = f"{min(ceiling, done * 100 // total)} %" if total else "…"
+    verb = "Saving stopped at" if stage == "stopped" else "Saving"
+    tail = ", uploading to the bucket…" if stage == "uploading" else ""
+    return f"{verb} «{name}»: {percent} ({amount}, {speed}){tail}"
 
 
 class ProgressReporter:
@@ -60,6 +85,7 @@ class ProgressReporter:
         *,
         delay_s: float = PROGRESS_DELAY_S,
         interval_s: float = PROGRESS_INTERVAL_S,
+        final_wait_s: float = FINAL_EDIT_WAIT_S,
     ) -> None:
         self._platform = platform
         self._chat_id = chat_id
@@ -67,59 +93,55 @@ class ProgressReporter:
         self._meter = meter
         self._delay_s = delay_s
         self._interval_s = interval_s
-        self._finished = asyncio.Event()
-        self._ok = False
+        self.final_wait_s = final_wait_s
+        self._ended: Stage | None = None
+        self._shown = ""
         self.message_id: int | None = None
 
     def _text(self) -> str:
         meter = self._meter
-        elapsed = time.monotonic() - meter.started
-        return progress_text(
-            self._name, meter.done, meter.total, elapsed, stopped=self._finished.is_set() and not self._ok
-        )
-
-    async def _until_finished(self, timeout_s: float) -> bool:
-        """Wait for the end of the transfer, at most ``timeout_s``; True if it ended."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._finished.wait(), timeout_s)
-        return self._finished.is_set()
+        stage = self._ended or ("uploading" if meter.downloaded else "downloading")
+        return progress_text(self._name, meter.done, meter.total, meter.elapsed_s(), stage=stage)
 
     async def run(self) -> None:
-        """Report until ``finish``; the last edit happens before ``finish`` returns."""
-        if await self._until_finished(self._delay_s):
-            return  # short transfers show no progress at all
-        self.message_id = await self._platform.send_text(self._chat_id, self._text())
-        if self.message_id is None:
-            return
-        shown, shown_at = "", time.monotonic()
-        while not await self._until_finished(self._interval_s):
+        """Send the message after ``delay_s``, then edit it every ``interval_s``, until cancelled."""
+        try:
+            await asyncio.sleep(self._delay_s)  # short transfers show no progress at all
             text = self._text()
-            if text != shown:  # an identical edit is a 400 "message is not modified"
-                await self._platform.edit_text(self._chat_id, self.message_id, text)
-                shown, shown_at = text, time.monotonic()
-        # The last edit keeps the pace too: Telegram counts edits against the chat's limit.
-        await asyncio.sleep(max(0.0, shown_at + self._interval_s - time.monotonic()))
-        await self._platform.edit_text(self._chat_id, self.message_id, self._text())
+            self.message_id = await self._platform.send_text(self._chat_id, text)
+            self._shown = text
+            while self.message_id is not None:
+                await asyncio.sleep(self._interval_s)
+                await self._edit()
+        except Exception:
+            log.warning("progress_failed", exc_info=True)
+
+    async def _edit(self) -> None:
+        text = self._text()
+        if self.message_id is None or text == self._shown:  # an identical edit is a 400 "not modified"
+            return
+        await self._platform.edit_text(self._chat_id, self.message_id, text)
+        self._shown = text
 
     async def finish(self, *, ok: bool) -> None:
-        """Mark the transfer ended (``ok``: complete, so the meter shows 100 %)."""
-        self._ok = ok
+        """Show the end of the transfer (``ok``: 100 %; else where it stopped), if anything is shown."""
+        self._ended = "saved" if ok else "stopped"
         if ok and self._meter.total is None:
             self._meter.total = self._meter.done
-        self._finished.set()
+        await self._edit()
 
 
 @contextlib.asynccontextmanager
 async def reporting(
     platform: Platform, chat_id: int, name: str, meter: TransferMeter, **timing: float
 ) -> AsyncIterator[ProgressReporter]:
-    """Run a ``ProgressReporter`` around a transfer; its last edit lands before the block's end."""
+    """Run a ``ProgressReporter`` around a transfer; leaving the block never waits on Telegram for long."""
     reporter = ProgressReporter(platform, chat_id, name, meter, **timing)
     task = asyncio.create_task(reporter.run(), name=f"progress-{chat_id}")
     try:
         yield reporter
     except asyncio.CancelledError:
-        task.cancel()
+        task.cancel()  # a shutdown: no last edit
         raise
     except BaseException:
         await _close(reporter, task, ok=False)
@@ -128,8 +150,20 @@ async def reporting(
 
 
 async def _close(reporter: ProgressReporter, task: asyncio.Task[None], *, ok: bool) -> None:
-    await reporter.finish(ok=ok)
+    """Drop the pending edits, then try the last one, for at most ``final_wait_s``."""
+    task.cancel()
+    last = asyncio.create_task(_last_edit(reporter, task, ok=ok), name=task.get_name())
     try:
-        await task
+        await asyncio.wait({last}, timeout=reporter.final_wait_s)
+    finally:
+        if not last.done():
+            log.info("progress_last_edit_dropped", message_id=reporter.message_id)
+            last.cancel()
+
+
+async def _last_edit(reporter: ProgressReporter, periodic: asyncio.Task[None], *, ok: bool) -> None:
+    await asyncio.wait({periodic})  # cancelled already: it ends at once, and its edit never lands after ours
+    try:
+        await reporter.finish(ok=ok)
     except Exception:
         log.warning("progress_failed", exc_info=True)

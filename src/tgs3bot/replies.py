@@ -20,6 +20,13 @@ INTERNAL_ERROR = "Something went wrong on our side while handling that message; 
 RESTARTING = "the bot is restarting; it will save the file when it is back, no need to send it again"
 
 
+def apology(*, document: bool) -> str:
+    """The answer to an update whose handling failed unexpectedly; a document's names the outcome."""
+    if document:
+        return document_not_saved("something went wrong on our side while handling it; please send it again")
+    return INTERNAL_ERROR
+
+
 def document_received(name: str) -> str:
     """The immediate answer to a document."""
     return f"[document] Got «{name}». Saving it…"

@@ -59,18 +59,20 @@ class Worker:
         with structlog.contextvars.bound_contextvars(
             update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
         ):
-            route, outcome = "none", "ok"
+            route, outcome, answered = "none", "ok", False
             try:
                 if await self._ctx.state.is_handled(event.update_id):
                     outcome = "duplicate"  # redelivered after a crash or a restart: answered already
                 else:
                     route = await self._router.dispatch(self._ctx, event)
+                    answered = True
                     await self._ctx.state.mark_handled(event.update_id)
             except Exception:
                 # Not marked handled: a redelivery (after a crash) gets another chance.
                 outcome = "error"
                 log.exception("update_failed")
-                await self._apologise(event)
+                if not answered:  # an apology after the answer would contradict it ("not saved")
+                    await self._apologise(event)
             log.info(
                 "update_handled",
                 route=route,
@@ -80,4 +82,6 @@ class Worker:
 
     async def _apologise(self, event: Event) -> None:
         with contextlib.suppress(Exception):  # the failure may well be that we cannot send
-            await self._ctx.platform.send_text(event.chat_id, replies.INTERNAL_ERROR)
+            # A document's apology carries its outcome marker, for clients that wait for one.
+            text = replies.apology(document=event.document is not None)
+            await self._ctx.platform.send_text(event.chat_id, text)

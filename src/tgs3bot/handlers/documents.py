@@ -1,42 +1,31 @@
 """The document flow: ``[document]`` at once, stream the file into the bucket, then the outcome.
 
-Every failure ends in ``[document has not been saved]`` with the reason, and leaves no partial
-object (the storage aborts its multipart upload).
+Every failure before the put ends in ``[document has not been saved]`` with the reason, and leaves
+no partial object (the storage aborts its multipart upload). Once the put has succeeded the file is
+saved, and the outcome says so whatever goes wrong after it (the index write, the progress message,
+a shutdown). The transfer itself is ``saving.Save``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from dataclasses import dataclass
 
 import structlog
 
 from tgs3bot import replies
 from tgs3bot.context import Context
-from tgs3bot.errors import FileUnavailable, TransferError
-from tgs3bot.events import Button, Document, Event, Keyboard
-from tgs3bot.filenames import SafeName, content_disposition, safe_key
-from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, StoredObject
-from tgs3bot.progress import TransferMeter, reporting
-from tgs3bot.utils import human_size
+from tgs3bot.errors import FileUnavailable, PlatformError, TransferError
+from tgs3bot.events import Button, Event, Keyboard
+from tgs3bot.filenames import SafeName, safe_key
+from tgs3bot.handlers.saving import Save
 
 log = structlog.get_logger(__name__)
 
 RENAME_PREFIX = "rename:"  # callback data of the buttons under a saved file, followed by its index id
 KEEP_PREFIX = "keep:"
-OWNER_KEY = "user-id"  # object metadata naming who saved it; S3 sends it as x-amz-meta-user-id
 RESTART_NOTICE_TIMEOUT_S = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Saved:
-    """What a successful save produced."""
-
-    key: str
-    size: int
-    replaced: bool
+SOMETHING_WENT_WRONG = "something went wrong on our side; try again"
 
 
 async def save_document(ctx: Context, event: Event) -> None:
@@ -45,34 +34,24 @@ async def save_document(ctx: Context, event: Event) -> None:
     if document is None:
         raise ValueError("save_document needs an event with a document")
     name = safe_key(document.file_name, file_unique_id=document.file_unique_id, mime_type=document.mime_type)
-    await ctx.platform.send_text(
-        event.chat_id, replies.document_received(document.file_name or name.key), reply_to=event.message_id
-    )
+    await _acknowledge(ctx, event, document.file_name or name.key)
+    save = Save(ctx, event, document, name.key)
     try:
-        saved = await _save(ctx, event, document, name.key)
+        await save.run()
     except (TransferError, FileUnavailable) as exc:
         log.warning("document_not_saved", key=name.key, reason=exc.reason, file_size=document.file_size)
         await _reply(ctx, event, replies.document_not_saved(exc.reason))
         return
     except asyncio.CancelledError:
-        # Shutdown ran out of time: the upload was aborted, and the update stays queued to run
-        # again after the restart; say so before the worker goes.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            notice = _reply(ctx, event, replies.document_not_saved(replies.RESTARTING))
-            await asyncio.wait_for(notice, RESTART_NOTICE_TIMEOUT_S)
+        await _on_shutdown(ctx, event, save, name)
         raise
     except Exception:
-        log.exception("document_save_failed", key=name.key)
-        await _reply(ctx, event, replies.document_not_saved("something went wrong on our side; try again"))
-        return
-    log.info("document_saved", key=saved.key, size=saved.size, replaced=saved.replaced)
-    entry = await ctx.state.record_file(
-        saved.key, owner_id=event.user_id, chat_id=event.chat_id, size=saved.size, saved_at=time.time()
-    )
-    text = replies.document_saved(saved.key, saved.size, replaced=saved.replaced, note=_name_note(name))
-    await ctx.platform.send_text(
-        event.chat_id, text, reply_to=event.message_id, buttons=rename_buttons(entry.id)
-    )
+        if save.saved is None:
+            log.exception("document_save_failed", key=name.key)
+            await _reply(ctx, event, replies.document_not_saved(SOMETHING_WENT_WRONG))
+            return
+        log.exception("document_save_epilogue_failed", key=name.key)  # after the put: it is saved
+    await _tell_saved(ctx, event, save, name)
 
 
 def rename_buttons(file_id: int) -> Keyboard:
@@ -83,6 +62,53 @@ def rename_buttons(file_id: int) -> Keyboard:
             Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),
         ),
     )
+
+
+async def _acknowledge(ctx: Context, event: Event, name: str) -> None:
+    """``[document]`` at once; if Telegram cannot take it even after retries, save all the same."""
+    try:
+        await ctx.platform.send_text(
+            event.chat_id, replies.document_received(name), reply_to=event.message_id
+        )
+    except PlatformError as exc:
+        log.warning("document_acknowledgement_failed", error=str(exc))
+
+
+async def _tell_saved(ctx: Context, event: Event, save: Save, name: SafeName) -> None:
+    """``[document has been saved]``, with the buttons if the file is in the index."""
+    saved = save.saved
+    if saved is None:
+        raise RuntimeError("_tell_saved before the put")
+    log.info(
+        "document_saved", key=saved.key, size=saved.size, replaced=saved.replaced, indexed=bool(save.entry)
+    )
+    text = replies.document_saved(saved.key, saved.size, replaced=saved.replaced, note=_name_note(name))
+    buttons = rename_buttons(save.entry.id) if save.entry is not None else None
+    try:
+        await ctx.platform.send_text(event.chat_id, text, reply_to=event.message_id, buttons=buttons)
+    except PlatformError as exc:
+        # Not re-raised: the worker's apology would say the file was not saved.
+        log.warning("document_saved_reply_failed", key=saved.key, error=str(exc))
+
+
+async def _on_shutdown(ctx: Context, event: Event, save: Save, name: SafeName) -> None:
+    """Shutdown cancelled the save: say how it ended before the worker goes.
+
+    Before the put, the upload was aborted and the update stays queued to run after the restart.
+    After it, the file is saved: say so, and mark the update handled so the restart does not save
+    it a second time.
+    """
+    if save.saved is None:
+        notice = _reply(ctx, event, replies.document_not_saved(replies.RESTARTING))
+    else:
+        notice = _saved_on_shutdown(ctx, event, save, name)
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.wait_for(notice, RESTART_NOTICE_TIMEOUT_S)
+
+
+async def _saved_on_shutdown(ctx: Context, event: Event, save: Save, name: SafeName) -> None:
+    await ctx.state.mark_handled(event.update_id)
+    await _tell_saved(ctx, event, save, name)
 
 
 async def _reply(ctx: Context, event: Event, text: str) -> None:
@@ -97,43 +123,3 @@ def _name_note(name: SafeName) -> str | None:
             "The name was made safe for the bucket (no folders, no control characters, at most 1024 bytes)."
         )
     return None
-
-
-async def _save(ctx: Context, event: Event, document: Document, key: str) -> Saved:
-    limit = ctx.policy.download_limit
-    if document.file_size is not None and document.file_size > limit:
-        raise TransferError(
-            f"the file is {human_size(document.file_size)}, and Telegram lets bots download "
-            f"at most {human_size(limit)}"
-        )
-    info = ObjectInfo(
-        content_type=document.mime_type or "application/octet-stream",
-        content_disposition=content_disposition(key),
-        metadata={
-            OWNER_KEY: str(event.user_id),
-            "chat-id": str(event.chat_id),
-            "file-unique-id": document.file_unique_id,
-        },
-    )
-    meter = TransferMeter(document.file_size)
-    async with (
-        ctx.key_locks.hold(key),
-        ctx.platform.open_file(document) as chunks,
-        reporting(ctx.platform, event.chat_id, key, meter),
-    ):
-        result = await ctx.storage.save(
-            key, meter.count(chunks), info, document.file_size, may_replace=_owner_rule(ctx, event, key)
-        )
-    return Saved(key=key, size=result.size, replaced=result.replaced)
-
-
-def _owner_rule(ctx: Context, event: Event, key: str) -> ReplaceCheck:
-    """In an open bot a name belongs to whoever saved it first; in a closed one the team shares names."""
-
-    def may_replace(existing: StoredObject) -> None:
-        if ctx.policy.open_bot and existing.metadata.get(OWNER_KEY) != str(event.user_id):
-            raise TransferError(
-                f"the name «{key}» is taken by a file someone else saved; rename your file and send it again"
-            )
-
-    return may_replace
