@@ -49,6 +49,7 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import Response, TelegramType
 from aiohttp import ClientError, ClientTimeout
+from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from pydantic import BaseModel, ConfigDict, Field
 
 from tgs3bot.errors import Conflict, PlatformError, RetryAfter, TransientError, Unauthorized, Undeliverable
@@ -59,6 +60,9 @@ if TYPE_CHECKING:
     from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+# What aiohttp_socks raises when the proxy (TGS3BOT_TELEGRAM_PROXY) is down, refuses or stalls:
+# plain Exceptions, not aiohttp's ClientError, so aiogram's own session lets them through unmapped.
+PROXY_ERRORS = (ProxyConnectionError, ProxyError, ProxyTimeoutError)
 
 
 class _Slim(BaseModel):
@@ -149,7 +153,10 @@ _RESPONSE_TYPES = tuple(
 
 
 class JsonSession(AiohttpSession):
-    """aiogram's aiohttp session, sending each call's parameters as one JSON body."""
+    """aiogram's aiohttp session, sending each call's parameters as one JSON body.
+
+    A failing proxy surfaces as ``TelegramNetworkError``, like any other network failure.
+    """
 
     async def make_request(
         self,
@@ -162,8 +169,11 @@ class JsonSession(AiohttpSession):
         # aiogram's own value preparation (defaults resolved, None dropped, files collected); nested
         # objects stay objects instead of being JSON-encoded into form fields.
         params = self.prepare_value(fields, bot=bot, files=files, _dumps_json=False)
-        if files:
-            return await super().make_request(bot, method, timeout)
+        if files:  # uploads (the bot sends none) go as aiogram's forms
+            try:
+                return await super().make_request(bot, method, timeout)
+            except PROXY_ERRORS as exc:
+                raise TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}") from exc
         session = await self.create_session()
         url = self.api.api_url(token=bot.token, method=method.__api_method__)
         # The same error mapping as aiogram's own make_request, so callers see the same exceptions.
@@ -177,7 +187,7 @@ class JsonSession(AiohttpSession):
                 raw_result = await resp.text()
         except TimeoutError as exc:
             raise TelegramNetworkError(method=method, message="Request timeout error") from exc
-        except ClientError as exc:
+        except (ClientError, *PROXY_ERRORS) as exc:
             raise TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}") from exc
         response = self.check_response(bot=bot, method=method, status_code=resp.status, content=raw_result)
         return cast(TelegramType, response.result)

@@ -6,7 +6,8 @@ moves, so the next poll confirms to the platform only what the bot already keeps
 each kind of failure as it deserves:
 
 - ``RetryAfter``: wait as long as the platform asks;
-- ``TransientError`` (network, timeouts, 5xx, a proxy's HTML page): jittered exponential backoff;
+- ``TransientError`` (network, timeouts, 5xx, a proxy that is down or answers an HTML page):
+  jittered exponential backoff;
 - ``Conflict``: another client polls the same token. An old instance may still be finishing its
   last long poll, so conflicts are retried, but after ``conflict_give_up_s`` of nothing else the
   poller gives up with ``FatalPollingError``;

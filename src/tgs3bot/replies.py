@@ -19,6 +19,26 @@ ACCESS_DENIED = "[access denied] This bot is private; ask its operator to add yo
 INTERNAL_ERROR = "Something went wrong on our side while handling that message; please try again."
 RESTARTING = "the bot is restarting; it will save the file when it is back, no need to send it again"
 
+# Why Telegram did not hand out a file: a fixed phrase for each kind of failure, never an error's
+# own text (aiohttp's texts carry the request URL, and the bot token in it; the log has the detail).
+FILE_REFUSED = "Telegram refused to hand out the file"
+FILE_NETWORK_TROUBLE = (
+    "Telegram could not be reached to hand out the file (network trouble); send it again later"
+)
+FILE_WITHOUT_PATH = "Telegram did not give a download path for the file"
+DOWNLOAD_NOT_STARTED = "the download from Telegram could not start (network trouble); send it again later"
+DOWNLOAD_BROKE_OFF = "the download from Telegram broke off"
+
+
+def file_too_big(limit: int) -> str:
+    """The reason for a file over the Bot API's download limit (``limit`` in bytes)."""
+    return f"the file is bigger than Telegram lets bots download ({human_size(limit)})"
+
+
+def download_failed(status: int) -> str:
+    """The reason for a download answered with an HTTP error (an error page is never stored)."""
+    return f"the download from Telegram failed (HTTP {status})"
+
 
 def apology(*, document: bool) -> str:
     """The answer to an update whose handling failed unexpectedly; a document's names the outcome."""

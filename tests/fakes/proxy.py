@@ -13,9 +13,20 @@ class ConnectProxy:
 
     def __init__(self) -> None:
         self.targets: list[str] = []
+        self.refused = 0  # CONNECT requests answered 502 by ``break_for``
+        self._refuse_next = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        self._streams: set[asyncio.StreamWriter] = set()
         self.url = ""
+
+    def break_for(self, connects: int) -> None:
+        """Cut every open tunnel and answer the next ``connects`` CONNECT requests 502, like a proxy
+        that lost its upstream for a while."""
+        self._refuse_next = connects
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -30,6 +41,8 @@ class ConnectProxy:
             self._server.close()
         for task in self._pipes:
             task.cancel()
+        for stream in self._streams:  # cancelled pipes leave their tunnels open
+            stream.close()
         await asyncio.gather(*self._pipes, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
@@ -41,9 +54,16 @@ class ConnectProxy:
             writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             writer.close()
             return
+        if self._refuse_next > 0:
+            self._refuse_next -= 1
+            self.refused += 1
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+            return
         self.targets.append(target)
         host, port = target.rsplit(":", 1)
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self._streams |= {writer, up_writer}
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         for source, sink in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pipe(source, sink))

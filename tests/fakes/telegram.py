@@ -89,6 +89,7 @@ class FakeTelegram:
         self._next_message_id = 1
         self._texts: dict[tuple[int, int], tuple[str, Any]] = {}
         self._faults: dict[str, list[Fault]] = {}
+        self._redirecting: set[str] = set()
         self._polls_in_flight = 0
         self._signal = Signal()
         self._runner: web.AppRunner | None = None
@@ -210,12 +211,19 @@ class FakeTelegram:
         fault = Fault(status, description, retry_after, html, times)
         self._faults.setdefault(method.lower(), []).append(fault)
 
+    def redirect_loop(self, method: str) -> None:
+        """Answer every call of ``method`` with a 302 to itself, like a misconfigured reverse proxy
+        (the client gives up with aiohttp's TooManyRedirects, whose text holds the URL and token)."""
+        self._redirecting.add(method.lower())
+
     def clear_faults(self, method: str | None = None) -> None:
-        """Drop the queued faults of ``method``, or of every method."""
+        """Drop the queued faults (and redirect loops) of ``method``, or of every method."""
         if method is None:
             self._faults.clear()
+            self._redirecting.clear()
         else:
             self._faults.pop(method.lower(), None)
+            self._redirecting.discard(method.lower())
 
     def set_result(self, method: str, result: Any) -> None:
         """Answer ``method`` (one without a built-in handler) with ``result``."""
@@ -312,6 +320,9 @@ class FakeTelegram:
     async def _api(self, request: web.Request) -> web.StreamResponse:
         """Route ``/bot{token}/{method}``."""
         method = request.match_info["method"]
+        if method.lower() in self._redirecting:  # the redirected GETs keep the headers, not the body
+            self._record(method, dict(request.query), HTTPStatus.FOUND, request.content_type)
+            return web.Response(status=HTTPStatus.FOUND, headers={"Location": str(request.rel_url)})
         params = await read_params(request)
         content_type = request.content_type
         if request.match_info["token"] != self.token:
