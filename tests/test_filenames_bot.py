@@ -25,3 +25,4 @@ async def test_a_bidi_override_in_a_name_is_dropped_and_the_user_told(
     assert saved[1] == "invoicefdp.exe"  # the key, verbatim, on its own line
     assert any("made safe" in line for line in saved[2:]), texts[-1]
     assert await object_keys(s3, bucket) == ["invoicefdp.exe"]
+    assert not any("\u202e" in text for text in texts)  # not even the [document] echo shows it

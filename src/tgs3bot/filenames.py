@@ -56,6 +56,11 @@ def _fit(name: str) -> str:
     return _truncate_utf8(stem, MAX_KEY_BYTES - len(suffix.encode("utf-8"))) + suffix
 
 
+def display_name(name: str) -> str:
+    """The name as given, without the characters that could hide or disguise part of it (rule 2)."""
+    return "".join(char for char in name if not _is_unsafe_char(char))
+
+
 def clean_name(name: str) -> str:
     """The name made safe by rules 1 to 3; may be empty."""
     # Drop first, then compose: a dropped character may have sat between a letter and its accent.

@@ -17,7 +17,7 @@ from tgs3bot import replies
 from tgs3bot.context import Context
 from tgs3bot.errors import FileUnavailable, PlatformError, TransferError
 from tgs3bot.events import Button, Event, Keyboard
-from tgs3bot.filenames import SafeName, safe_key
+from tgs3bot.filenames import SafeName, display_name, safe_key
 from tgs3bot.handlers.saving import Save
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,7 @@ async def save_document(ctx: Context, event: Event) -> None:
     if document is None:
         raise ValueError("save_document needs an event with a document")
     name = safe_key(document.file_name, file_unique_id=document.file_unique_id, mime_type=document.mime_type)
-    await _acknowledge(ctx, event, document.file_name or name.key)
+    await _acknowledge(ctx, event, display_name(document.file_name or name.key))
     save = Save(ctx, event, document, name.key)
     try:
         await save.run()
@@ -120,6 +120,7 @@ def _name_note(name: SafeName) -> str | None:
         return "The file had no usable name, so the bot gave it this one."
     if name.changed:
         return (
-            "The name was made safe for the bucket (no folders, no control characters, at most 1024 bytes)."
+            "The name was made safe for the bucket (no folders, no control or invisible characters, "
+            "Unicode normalised, at most 1024 bytes)."
         )
     return None
