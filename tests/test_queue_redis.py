@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.helpers import eventually, make_event
-from tgs3bot.events import Event
+from tgs3bot.events import to_json
 from tgs3bot.lease import LeaseLost, PollerLease
 from tgs3bot.queues.redis import RedisQueue
 from tgs3bot.redis_client import text
@@ -274,16 +274,26 @@ async def test_task_done_for_an_event_not_in_progress_is_refused(redis_url: str)
             await queue.task_done(make_event(2, chat_id=1))
 
 
-def _ids(events: list[Event]) -> list[int]:
-    return [e.update_id for e in events]
-
-
 async def test_unfinished_lists_the_held_events_in_update_order(redis_url: str) -> None:
     """unfinished lists what this queue handed out and has not finished, by update id."""
     async with RedisQueue(redis_url, queue_size=10) as queue:
         await queue.put_batch([make_event(5, chat_id=1), make_event(4, chat_id=2), make_event(6, chat_id=1)])
         first = await asyncio.wait_for(queue.get(), DEADLINE_S)
         await asyncio.wait_for(queue.get(), DEADLINE_S)
-        assert _ids(queue.unfinished()) == [4, 5]
+        assert [e.update_id for e in queue.unfinished()] == [4, 5]
         await queue.task_done(first)
-        assert _ids(queue.unfinished()) == [4]
+        assert [e.update_id for e in queue.unfinished()] == [4]
+
+
+async def test_get_reads_the_event_from_the_turn(redis_url: str, raw: aioredis.Redis) -> None:
+    """get reads the event from the turn (no LINDEX); a turn without one (older versions) reads the lane."""
+    async with RedisQueue(redis_url, queue_size=10) as queue:
+        await queue.put_batch([make_event(1, chat_id=1)])
+        lindex_calls = (await raw.info("commandstats")).get("cmdstat_lindex", {}).get("calls", 0)
+        event = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        assert (await raw.info("commandstats")).get("cmdstat_lindex", {}).get("calls", 0) == lindex_calls
+        await queue.task_done(event)
+        await raw.rpush("tgs3bot:lane:2", to_json(make_event(2, chat_id=2)))
+        await raw.sadd("tgs3bot:active", 2)
+        await raw.xadd("tgs3bot:ready", {"chat": 2})
+        assert await asyncio.wait_for(queue.get(), DEADLINE_S) == make_event(2, chat_id=2)

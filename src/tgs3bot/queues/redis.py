@@ -4,7 +4,8 @@
 
 - ``lane:{chat_id}``: LIST of the chat's events (``events.to_json``) in order; the head is in
   progress, or next. Redis deletes the list when its last event is done.
-- ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*) per chat with a lane.
+- ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*: ``chat``, and ``body``,
+  the lane's head, so a get needs no LINDEX but for an older version's entry) per chat with a lane.
   XREADGROUP gives a turn to one consumer; while it is in that consumer's pending list nobody else
   can take the chat: per-chat order across processes. Done turns are XACKed *and* XDELed.
 - ``active``: SET of chats that have a lane (so a chat never has two turns).
@@ -18,7 +19,7 @@ Why this shape: a stream per chat needs one XREADGROUP over every chat's stream 
 lists) or a scan for work; plain lists with BLMOVE to a processing list record no owner, so telling
 a dead worker's items from a slow one's needs a scheme of our own. A consumer group gives ownership
 (the pending list), idle times (XAUTOCLAIM takes a dead worker's turns after ``claim_idle_s``) and
-blocking reads; the lanes keep events out of the stream, so one turn per chat is enough.
+blocking reads; the lanes hold the events (a turn a copy of the head), so one turn per chat is enough.
 
 Every change to more than one key is a Lua script (``redis_scripts``): enqueue (fenced by the
 poller lease's token), done, hand back, heartbeat, consumer pruning. At least once: a turn is
@@ -58,7 +59,7 @@ MAX_BLOCK_S = 1.0  # XREADGROUP's BLOCK: how soon a waiting get sees claimed tur
 
 @dataclass(frozen=True, slots=True)
 class _Turn:
-    """A chat's turn this process owns: the stream entry, and the event once read from the lane."""
+    """A chat's turn this process owns: the stream entry, the head event it carries, once parsed."""
 
     entry_id: str
     chat_id: int
@@ -218,9 +219,9 @@ class RedisQueue:
         return None if entry is None else _Turn(*entry)
 
     async def _open(self, turn: _Turn) -> Event | None:
-        """Read the chat's head event and hold the turn; None if there is nothing to hand out."""
-        body = await self.client.lindex(f"{self.prefix}lane:{turn.chat_id}", 0)
-        if body is None or self._draining:  # an empty lane, or a drain started meanwhile
+        """Hold the turn with its head event; None if there is nothing to hand out."""
+        body = turn.body or await self.client.lindex(f"{self.prefix}lane:{turn.chat_id}", 0)
+        if not body or self._draining:  # an empty lane, or a drain started meanwhile
             await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
             return None
         event = from_json(body)
@@ -233,9 +234,9 @@ class RedisQueue:
         turn = self._held.get(event.chat_id)
         if turn is None or turn.event is None or turn.event.update_id != event.update_id:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
-        args = (event.chat_id, turn.entry_id, self.consumer, turn.body, self.share)
-        outcome = await self._run("done", *args)
-        del self._held[event.chat_id]
+        outcome = await self._run("done", event.chat_id, turn.entry_id, self.consumer, turn.body, self.share)
+        if self._held.get(event.chat_id) is turn:  # not the next turn, if a worker here took it already
+            del self._held[event.chat_id]
         if not self._held:
             self._idle.set()
         if outcome == -1:
@@ -290,7 +291,7 @@ class RedisQueue:
                 # None: an entry deleted while pending (never done here: turns are XACKed first).
                 # Ours: a held turn whose heartbeat ran late; it is still being handled here.
                 if entry_id is not None and text(entry_id) not in ours:
-                    self._claimed.append(_Turn(text(entry_id), lua.chat_of(fields)))
+                    self._claimed.append(_Turn(text(entry_id), lua.chat_of(fields), lua.body_of(fields)))
                     want -= 1
             if (start := text(reply[0])) == "0-0":
                 break

@@ -8,7 +8,11 @@ group on ``ready`` is always ``workers``.
 
 The invariant they keep together: a chat is in ``active`` exactly while ``lane:{chat}`` is not
 empty, and then ``ready`` holds exactly one entry (its turn) for it, new or pending with one
-consumer; ``queued`` = Σ over lanes of length, ``admitted`` = Σ over lanes of min(length, share).
+consumer. A turn's fields are ``chat`` and ``body``: the lane's head when the turn was added, which
+stays the head while the turn lives (only the turn's owner pops it, and then adds a new turn), so
+a worker reads its event from the turn, never from the lane; the lane stays the source of truth
+(``done`` checks its head). ``queued`` = Σ over lanes of length, ``admitted`` = Σ over lanes of
+min(length, share).
 """
 
 from __future__ import annotations
@@ -18,16 +22,21 @@ from typing import Any
 
 GROUP = "workers"
 
+# add_turn: a new turn for ``chat`` at the end of ``ready``, carrying the lane's head as ``body``.
 # pass_turn: the turn ``id`` of ``chat`` is over. Acknowledge and delete it; if the lane still has
-# events, the chat gets a new turn at the end of ``ready``, else it stops being active (Redis has
-# already deleted the empty list).
+# events, the chat gets a new turn, else it stops being active (Redis has already deleted the
+# empty list).
 _TURN_FUNCTIONS = """
+local function add_turn(p, chat, head)
+  redis.call('XADD', p .. 'ready', '*', 'chat', chat, 'body', head)
+end
 local function pass_turn(p, chat, id)
   local ready = p .. 'ready'
   redis.call('XACK', ready, 'workers', id)
   redis.call('XDEL', ready, id)
-  if redis.call('LLEN', p .. 'lane:' .. chat) > 0 then
-    redis.call('XADD', ready, '*', 'chat', chat)
+  local head = redis.call('LINDEX', p .. 'lane:' .. chat, 0)
+  if head then
+    add_turn(p, chat, head)
   else
     redis.call('SREM', p .. 'active', chat)
   end
@@ -40,8 +49,10 @@ end
 # put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', then (update_id, chat, body)...
 # Refuses everything (an error reply starting FENCED) unless the poller lease holds that token.
 # An update seen before (a redelivery) is skipped; the others join their chat's lane in order, and
-# a chat that was idle gets its turn. Returns how many events were added.
-ENQUEUE_LUA = """
+# a chat that was idle gets its turn (carrying its lane's head). Returns how many events were added.
+ENQUEUE_LUA = (
+    _TURN_FUNCTIONS
+    + """
 local p, share, ttl, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 if token ~= '' and redis.call('GET', p .. 'poller-lease') ~= token then
   return redis.error_reply('FENCED the poller lease is not held by this poller')
@@ -50,18 +61,20 @@ local added = 0
 for i = 5, #ARGV, 3 do
   local update_id, chat, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl) then
-    if redis.call('RPUSH', p .. 'lane:' .. chat, body) <= share then
+    local lane = p .. 'lane:' .. chat
+    if redis.call('RPUSH', lane, body) <= share then
       redis.call('INCR', p .. 'admitted')
     end
     redis.call('INCR', p .. 'queued')
     if redis.call('SADD', p .. 'active', chat) == 1 then
-      redis.call('XADD', p .. 'ready', '*', 'chat', chat)
+      add_turn(p, chat, redis.call('LINDEX', lane, 0))
     end
     added = added + 1
   end
 end
 return added
 """
+)
 
 # task_done. ARGV: prefix, chat, turn id, consumer, the event's body, share.
 # Returns -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
@@ -151,13 +164,20 @@ def chat_of(fields: Mapping[Any, Any]) -> int:
     return int(fields.get("chat") or fields[b"chat"])
 
 
-def first_entry(reply: Any) -> tuple[str, int] | None:
-    """(turn id, chat id) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
+def body_of(fields: Mapping[Any, Any]) -> str:
+    """The event a turn's stream entry carries ("" for an entry written without one)."""
+    body = fields.get("body") or fields.get(b"body")
+    return "" if body is None else (body.decode() if isinstance(body, bytes) else body)
+
+
+def first_entry(reply: Any) -> tuple[str, int, str] | None:
+    """(turn id, chat id, body) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
     if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
         batches = [entries for groups in reply.values() for entries in groups]
     else:  # RESP2: [[stream, [(id, fields), ...]]]
         batches = [entries for _stream, entries in reply or ()]
     for entries in batches:
         for entry_id, fields in entries:
-            return (entry_id.decode() if isinstance(entry_id, bytes) else entry_id), chat_of(fields)
+            entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            return entry, chat_of(fields), body_of(fields)
     return None
