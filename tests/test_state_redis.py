@@ -117,6 +117,32 @@ async def test_concurrent_saves_from_two_instances_share_one_id_sequence(redis_u
         assert total == len(page) == 20
 
 
+async def test_a_greeted_chat_is_remembered_in_memory_and_an_ungreeted_one_is_asked_again(
+    state: RedisState, raw: aioredis.Redis
+) -> None:
+    """True is served from memory (a chat is never un-greeted: SREM behind its back changes nothing);
+    False is never cached: a greeting marked by another process is seen at once."""
+    await state.mark_greeted(1)
+    await raw.srem("tgs3bot:greeted", "1")
+    assert await state.is_greeted(1)
+    assert not await state.is_greeted(2)
+    await raw.sadd("tgs3bot:greeted", "2")  # another process greets chat 2
+    assert await state.is_greeted(2)
+    await raw.srem("tgs3bot:greeted", "2")
+    assert await state.is_greeted(2)  # remembered from the read above
+
+
+async def test_the_greeted_cache_is_bounded(
+    state: RedisState, raw: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When full, the cache is cleared: its chats are asked of Redis again."""
+    monkeypatch.setattr("tgs3bot.state.redis.GREETED_CACHE_SIZE", 2)
+    for chat in (1, 2, 3):
+        await state.mark_greeted(chat)
+    await raw.delete("tgs3bot:greeted")
+    assert [await state.is_greeted(chat) for chat in (1, 2, 3)] == [False, False, True]
+
+
 async def test_handled_ids_expire(state: RedisState, raw: aioredis.Redis) -> None:
     """A handled id is a key with a TTL of at most the retention, so Redis forgets it by itself."""
     await state.mark_handled(10)

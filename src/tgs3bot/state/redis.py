@@ -2,7 +2,9 @@
 
 Keys, all under the prefix (``tgs3bot:`` by default):
 
-- ``greeted``: SET of chat ids that have had the greeting.
+- ``greeted``: SET of chat ids that have had the greeting. A chat once greeted stays greeted, so
+  each process remembers the greeted chats it has seen (``GREETED_CACHE_SIZE`` at most), and asks
+  Redis only about the others: a remembered True cannot go stale; False is never remembered.
 - ``dialogs``: HASH chat id → the open dialog as JSON.
 - ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
@@ -30,6 +32,8 @@ from redis.commands.core import AsyncScript
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.redis_client import open_client, text
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
+
+GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
 
 # forget(p, id): drop entry ``id`` from every structure; shared by the scripts below.
 _FORGET = """
@@ -130,6 +134,7 @@ class RedisState:
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._greeted: set[int] = set()  # chats known to be greeted (never un-greeted)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -161,12 +166,23 @@ class RedisState:
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def is_greeted(self, chat_id: int) -> bool:
-        """Whether the chat has been greeted already."""
-        return bool(await self.client.sismember(self.prefix + "greeted", str(chat_id)))
+        """Whether the chat has been greeted already (a chat seen greeted here needs no round trip)."""
+        if chat_id in self._greeted:
+            return True
+        greeted = bool(await self.client.sismember(self.prefix + "greeted", str(chat_id)))
+        if greeted:
+            self._remember_greeted(chat_id)
+        return greeted
 
     async def mark_greeted(self, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
         await self.client.sadd(self.prefix + "greeted", str(chat_id))
+        self._remember_greeted(chat_id)
+
+    def _remember_greeted(self, chat_id: int) -> None:
+        if len(self._greeted) >= GREETED_CACHE_SIZE:
+            self._greeted.clear()  # bounded memory; the chats seen again are asked for again
+        self._greeted.add(chat_id)
 
     async def is_handled(self, update_id: int) -> bool:
         """Whether the update was handled in the last ``HANDLED_RETENTION_S``."""
