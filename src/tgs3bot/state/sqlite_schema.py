@@ -107,10 +107,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 async def configure(db: aiosqlite.Connection) -> None:
-    # WAL: readers never wait for the writer; NORMAL is durable in WAL mode except for the last
-    # commits on a power cut, which at worst re-handles an update Telegram redelivers.
+    # WAL: readers never wait for the writer. FULL: every commit is on the disk (an fsync of the
+    # WAL) before it returns, so a journaled batch survives a power cut before the next poll
+    # confirms it to Telegram (NORMAL could lose the last commits). Measured: ~3 µs of CPU and
+    # ~5 µs of wall time more per update in the queue and journal alone (batches of up to 100).
     await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA synchronous=FULL")
     await db.execute("PRAGMA foreign_keys=ON")
 
 
