@@ -113,7 +113,11 @@ async def test_a_restart_brings_back_the_journal_in_order() -> None:
     second = ChatQueue(10, journal)
     async with second:
         assert [e.update_id for e in second.unfinished()] == [2, 3]  # one per chat; the rest spilled
+        drained = asyncio.create_task(second.drain())
+        await asyncio.sleep(0)
+        assert not drained.done()  # what came back from the journal is work to finish
         taken = await handle_all(second, 5)
+        await asyncio.wait_for(drained, DEADLINE_S)
     assert sorted(e.update_id for e in taken) == [2, 3, 4, 5, 6]
     assert [e.update_id for e in taken if e.chat_id == 1] == [2, 4, 6]
 

@@ -66,13 +66,18 @@ class ChatQueue:
         self._count = 0  # events in memory
         self._backlog = 0  # events in the journal only
         self._lock = asyncio.Lock()  # admissions and refills, so spilled counts match the journal
-        self._changed = asyncio.Condition()
+        # Set and cleared as the counts change, so a waiter wakes only when its answer may differ.
+        self._room = asyncio.Event()
+        self._room.set()
+        self._all_done = asyncio.Event()
+        self._all_done.set()
 
     async def __aenter__(self) -> Self:
         """Take back what the journal holds from an earlier run, in the order it was taken."""
         async with self._lock:
             for seq, event in await self._journal.entries():
                 self._admit(seq, event)
+        self._update_waiters()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -92,7 +97,7 @@ class ChatQueue:
         async with self._lock:
             for seq, event in await self._journal.append(events):
                 self._admit(seq, event)
-        await self._notify()
+        self._update_waiters()
 
     def _admit(self, seq: int, event: Event) -> None:
         lane = self._lanes.get(event.chat_id)
@@ -119,11 +124,12 @@ class ChatQueue:
         is held in memory at once, and only a chat over its share spills. A batch is at least a
         quarter of the queue (or the rest of it), so a busy bot polls in batches, not per update.
         """
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: self.maxsize - self._count >= self.batch_floor and self._backlog < self.backlog_limit
-            )
+        while not self._has_room():
+            await self._room.wait()
         return self.maxsize - self._count
+
+    def _has_room(self) -> bool:
+        return self.maxsize - self._count >= self.batch_floor and self._backlog < self.backlog_limit
 
     async def get(self) -> Event:
         """The head event of the next ready chat; the chat stays busy until ``task_done``."""
@@ -147,7 +153,7 @@ class ChatQueue:
             self._ready.put_nowait(event.chat_id)
         elif not lane.spilled:
             del self._lanes[event.chat_id]
-        await self._notify()
+        self._update_waiters()
 
     async def _refill(self) -> None:
         """Read spilled events back from the journal while memory has room, first spilled first."""
@@ -170,14 +176,20 @@ class ChatQueue:
                     lane.spilled = 0
                     del self._spill_order[chat_id]
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _update_waiters(self) -> None:
+        """Set or clear the events the poller and ``drain`` wait on (cheap: no task switch)."""
+        if self._has_room():
+            self._room.set()
+        else:
+            self._room.clear()
+        if self._count == 0 and self._backlog == 0:
+            self._all_done.set()
+        else:
+            self._all_done.clear()
 
     async def drain(self) -> None:
         """Wait until every event taken so far is done, spilled ones included."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._count == 0 and self._backlog == 0)
+        await self._all_done.wait()
 
     def unfinished(self) -> list[Event]:
         """The events in memory and not yet done, in progress or waiting, in the order taken."""
