@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tgs3bot.lease import LeaseLost, PollerLease
+from tgs3bot.errors import LeaseLost
+from tgs3bot.lease import PollerLease
 from tgs3bot.redis_client import open_client
 from tgs3bot.redis_locks import RedisKeyLocks
 
@@ -60,21 +61,6 @@ async def test_a_standby_takes_over_once_the_holder_stops_renewing(
     assert not await holder.renew()
     with pytest.raises(LeaseLost):
         await asyncio.wait_for(holder.keep(), DEADLINE_S)
-
-
-async def test_the_offset_is_shared_and_written_only_by_the_holder(
-    clients: tuple[aioredis.Redis, aioredis.Redis],
-) -> None:
-    """The holder's offset is what the next poller reads; a poller without the lease cannot write it."""
-    holder, standby = (PollerLease(client, lease_s=30) for client in clients)
-    assert await standby.get_offset() is None
-    await holder.acquire()
-    await holder.set_offset(42)
-    with pytest.raises(LeaseLost):
-        await standby.set_offset(7)
-    await holder.release()
-    await standby.acquire()
-    assert await standby.get_offset() == 42
 
 
 async def test_two_processes_never_hold_one_key_at_once(

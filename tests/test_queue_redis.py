@@ -15,8 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.helpers import eventually, make_event
+from tgs3bot.errors import LeaseLost
 from tgs3bot.events import to_json
-from tgs3bot.lease import LeaseLost, PollerLease
+from tgs3bot.lease import PollerLease
 from tgs3bot.queues.redis import RedisQueue
 from tgs3bot.redis_client import text
 

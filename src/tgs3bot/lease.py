@@ -9,8 +9,8 @@ so it is awake when the key of a dead holder expires.
 
 The token fences the queue: ``RedisQueue`` enqueues only while the lease holds the token it was
 given, so a poller that lost its lease (paused, cut off) can take nothing from Telegram into the
-queue. The poller's offset (``{prefix}offset``) is kept here too, written under the same fence, so
-the next holder resumes where the last one stopped.
+queue. A new holder polls without an offset: Telegram hands it the first update not confirmed
+yet, and the queue drops any the old holder had already taken (``seen:{update_id}``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from tgs3bot.errors import LeaseLost
 from tgs3bot.redis_client import BLOCK_CAP_S
 
 log = structlog.get_logger(__name__)
-
-__all__ = ["LeaseLost", "PollerLease"]  # LeaseLost lives in errors; importable from here too
 
 # KEYS: lease, ARGV: token, ms. -1 once the token holds the lease, else the ms it has left.
 ACQUIRE_LUA = """
@@ -57,12 +55,6 @@ redis.call('LTRIM', KEYS[2], 0, 0)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
-# KEYS: lease, offset. ARGV: token, offset. Writes the offset only while the token holds the lease.
-SET_OFFSET_LUA = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
-"""
 
 
 class PollerLease:
@@ -76,11 +68,9 @@ class PollerLease:
         self._client = client
         self._key = prefix + "poller-lease"
         self._free_key = prefix + "poller-lease:free"
-        self._offset_key = prefix + "offset"
         self._acquire = client.register_script(ACQUIRE_LUA)
         self._renew = client.register_script(RENEW_LUA)
         self._release = client.register_script(RELEASE_LUA)
-        self._set_offset = client.register_script(SET_OFFSET_LUA)
 
     @property
     def _lease_ms(self) -> int:
@@ -127,13 +117,3 @@ class PollerLease:
     async def release(self) -> bool:
         """Give the lease up (if this poller holds it) and wake a standby; True if it was ours."""
         return bool(await self._release(keys=[self._key, self._free_key], args=[self.token, self._lease_ms]))
-
-    async def get_offset(self) -> int | None:
-        """The offset the last poller stored (``set_offset``), or None if none did."""
-        value = await self._client.get(self._offset_key)
-        return None if value is None else int(value)
-
-    async def set_offset(self, offset: int) -> None:
-        """Store the poller's offset for the next holder; ``LeaseLost`` unless this poller holds the lease."""
-        if not await self._set_offset(keys=[self._key, self._offset_key], args=[self.token, offset]):
-            raise LeaseLost("the poller lease is not held by this poller; the offset was not stored")

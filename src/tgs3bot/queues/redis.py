@@ -44,8 +44,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import KeyT, StreamIdT
 
+from tgs3bot.errors import LeaseLost
 from tgs3bot.events import Event, from_json, to_json
-from tgs3bot.lease import LeaseLost
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
 from tgs3bot.redis_client import BLOCK_CAP_S, open_client, text
