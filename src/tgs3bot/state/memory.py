@@ -7,6 +7,7 @@ import itertools
 from typing import Self
 
 from tgs3bot.interfaces import Dialog, SavedFile
+from tgs3bot.state.paging import page_cursor
 
 
 def _newest_first(entry: SavedFile) -> tuple[float, int]:
@@ -99,14 +100,13 @@ class MemoryState:
         after: tuple[float, int] | None = None,
     ) -> tuple[list[SavedFile], bool, int]:
         """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
-        if before is not None and after is not None:
-            raise ValueError("list_files takes one cursor: before or after")
+        page = page_cursor(before, after)
         entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
         total = len(entries)
         entries.sort(key=_newest_first)
-        if after is not None:  # the closest newer ones: walk the list from the oldest end
-            newer = [f for f in reversed(entries) if (f.saved_at, f.id) > after]
+        if page is not None and page[0] == "after":  # the closest newer: walk from the oldest end
+            newer = [f for f in reversed(entries) if (f.saved_at, f.id) > page[1]]
             return newer[:limit][::-1], len(newer) > limit, total
-        if before is not None:
-            entries = [f for f in entries if (f.saved_at, f.id) < before]
+        if page is not None:
+            entries = [f for f in entries if (f.saved_at, f.id) < page[1]]
         return entries[:limit], len(entries) > limit, total

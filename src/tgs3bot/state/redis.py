@@ -31,6 +31,7 @@ from redis.commands.core import AsyncScript
 
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.redis_client import open_client, text
+from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
@@ -237,13 +238,12 @@ class RedisState:
         after: tuple[float, int] | None = None,
     ) -> tuple[list[SavedFile], bool, int]:
         """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
-        if before is not None and after is not None:
-            raise ValueError("list_files takes one cursor: before or after")
-        direction, cursor = ("after", after) if after is not None else ("before", before)
+        page = page_cursor(before, after)
+        direction, (saved_at, file_id) = page if page else ("", (0.0, 0))
         # repr() round-trips a float exactly, and Redis reads it back as the same double.
-        score, member = ("", "") if cursor is None else (repr(float(cursor[0])), f"{cursor[1]:020d}")
+        score, member = (repr(float(saved_at)), f"{file_id:020d}") if page else ("", "")
         owner = "" if owner_id is None else str(owner_id)
-        args = (owner, direction if cursor else "", score, member, max(limit, 0))
+        args = (owner, direction, score, member, max(limit, 0))
         total, more, *rows = await self._run("list", *args)
         files = [_saved_file(row) for row in rows if row[1] is not None]
         return (files[::-1] if after is not None else files), bool(more), int(total)

@@ -21,6 +21,7 @@ import structlog
 
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
+from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.sqlite_batch import WriteBatch
 from tgs3bot.state.sqlite_schema import (
     CHAT_CACHE_LIMIT,
@@ -268,14 +269,12 @@ class SqliteState:
         after: tuple[float, int] | None = None,
     ) -> tuple[list[SavedFile], bool, int]:
         """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
-        if before is not None and after is not None:
-            raise ValueError("list_files takes one cursor: before or after")
-        direction, cursor = ("after", after) if after is not None else ("before", before)
+        page = page_cursor(before, after)
         owner = () if owner_id is None else (owner_id,)
-        page_sql = LIST_FILES_SQL[bool(owner), None if cursor is None else direction]
+        page_sql = LIST_FILES_SQL[bool(owner), None if page is None else page[0]]
         count_sql = COUNT_FILES_SQL[bool(owner)]
         limit = max(limit, 0)
-        params = (*owner, *(cursor or ()), limit + 1)  # one row more says whether there is more
+        params = (*owner, *(page[1] if page else ()), limit + 1)  # one row more says whether there is more
         async with self.transaction() as db:  # the lock keeps writes out between page and total
             rows = list(await db.execute_fetchall(page_sql, params))
             counts = list(await db.execute_fetchall(count_sql, owner))
