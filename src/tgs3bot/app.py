@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 
@@ -130,8 +129,11 @@ class App:
     ) -> int:
         poll_task = None
         if poller is not None:
-            polling = poller.run() if backends.lease is None else poller.run_leased(backends.lease)
-            poll_task = asyncio.create_task(log_exceptions(_awaited)(polling), name="poller")
+            lease = backends.lease
+            polling = (
+                log_exceptions(poller.run)() if lease is None else log_exceptions(poller.run_leased)(lease)
+            )
+            poll_task = asyncio.create_task(polling, name="poller")
         workers = worker.pool.start() if worker else []
         stop_task = asyncio.create_task(self.stop_requested.wait(), name="stop-signal")
         background = {stop_task, *workers, *([poll_task] if poll_task else [])}
@@ -224,10 +226,6 @@ class _Working:
 
     pool: Worker
     backends: Backends
-
-
-async def _awaited(coro: Coroutine[Any, Any, None]) -> None:
-    await coro
 
 
 def _local_files(settings: Settings) -> LocalFiles | None:
