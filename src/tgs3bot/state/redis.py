@@ -23,7 +23,7 @@ so this is for a single Redis server (with replicas or Sentinel), not Redis Clus
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import orjson
 import redis.asyncio as aioredis
@@ -35,6 +35,24 @@ from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
+
+
+def handled_key(prefix: str, update_id: int) -> str:
+    """The key of an update's handled mark (the queue's scripts write and read it too)."""
+    return f"{prefix}handled:{update_id}"
+
+
+class HeldUpdates(Protocol):
+    """What the Redis queue knows of the updates this process holds (``queues.redis_turns.Turns``)."""
+
+    def first_delivery(self, update_id: int) -> bool:
+        """The update is held from a turn whose head was never handed out: nobody handled it."""
+        ...
+
+    def carry_mark(self, update_id: int) -> bool:
+        """The queue takes the update's handled mark, to write it with the event's ``done``."""
+        ...
+
 
 # forget(p, id): drop entry ``id`` from every structure; shared by the scripts below.
 _FORGET = """
@@ -136,6 +154,8 @@ class RedisState:
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._greeted: set[int] = set()  # chats known to be greeted (never un-greeted)
+        # The queue's turns (``backends`` sets it): handled-id lookups and marks it saves a round trip.
+        self.held: HeldUpdates | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -186,12 +206,18 @@ class RedisState:
         self._greeted.add(chat_id)
 
     async def is_handled(self, update_id: int) -> bool:
-        """Whether the update was handled in the last ``HANDLED_RETENTION_S``."""
-        return bool(await self.client.exists(f"{self.prefix}handled:{update_id}"))
+        """Whether the update was handled in the last ``HANDLED_RETENTION_S`` (no round trip for a
+        first delivery: see ``queues.redis``)."""
+        if self.held is not None and self.held.first_delivery(update_id):
+            return False
+        return bool(await self.client.exists(handled_key(self.prefix, update_id)))
 
     async def mark_handled(self, update_id: int) -> None:
-        """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``)."""
-        await self.client.set(f"{self.prefix}handled:{update_id}", "1", ex=HANDLED_RETENTION_S)
+        """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``);
+        for an update the queue holds here, its ``done`` writes the flag in the same round trip."""
+        if self.held is not None and self.held.carry_mark(update_id):
+            return
+        await self.client.set(handled_key(self.prefix, update_id), "1", ex=HANDLED_RETENTION_S)
 
     async def get_dialog(self, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""

@@ -1,0 +1,115 @@
+"""The turns one process owns in the Redis queue (``queues.redis``), and what they tell the state.
+
+A turn (an entry of the ``ready`` stream, see ``redis_scripts``) is either *ready* (owned, its event
+not handed out yet: claimed from a dead worker, or taken by ``done`` for the worker that has just
+finished) or *held* (its event is being handled here). ``RedisState`` asks two things about a held
+update, so that a steady worker makes no round trip of its own for them.
+
+**``first_delivery``: the handled-id lookup is skipped.** Why that is safe under crashes and
+redelivery: a handled mark is written only for an update some worker took as the head of a turn
+it owned. An update enters a lane once (``seen:{update_id}``; ``enqueue`` also skips an update
+already handled) and becomes its lane's head once (a lane is FIFO). The turn made at that moment
+is the only one marked fresh (by ``enqueue``, or by ``done`` right after its pop); every later
+turn with the same head (``release``: a process leaving or draining; ``done`` finding another
+head) is not. A stream entry is read with ``>`` by one consumer, once; after that it moves only
+by XAUTOCLAIM, which never counts as fresh here. So a worker holding a fresh turn read with ``>``
+is the first to hold its update, and nobody can have marked it handled. A claimed turn, or one
+handed back, is looked up as before: a dead worker's handled update is not answered twice.
+
+**``carry_mark``: the handled mark rides on ``done``,** in the script that pops the event. A crash
+after the handler and before ``done`` leaves the update queued and unmarked, so it is handled
+again; that window is one round trip, as it was when the mark was a SET of its own between the
+handler and ``done``. A crash after ``done`` leaves it handled and gone. A mark left to ``done``
+whose ``task_done`` never came (a worker cancelled in between) is written as the queue closes, by
+a ``done`` of that turn; while draining (when a shutdown may cancel workers) marks are written at
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+from tgs3bot.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A chat's turn this process owns: the stream entry, the head event it carries, once parsed.
+
+    ``fresh``: the turn was read as a new entry (``XREADGROUP >``) and says its head has never
+    been handed out; a claimed turn never is.
+    """
+
+    entry_id: str
+    chat_id: int
+    body: str = ""
+    fresh: bool = False
+    event: Event | None = None
+
+
+class Turns:
+    """The turns of one process: ready to hand out, held by a worker, and handled marks to carry."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, Turn] = {}  # chat id → the turn whose event a worker handles
+        self.ready: deque[Turn] = deque()  # owned, not handed out yet; handed out first
+        self.marks: set[int] = set()  # update ids whose handled mark ``done`` is to write
+        self.idle = asyncio.Event()  # set while no event is held
+        self.idle.set()
+        self.carrying = True  # False while draining: marks are written at once
+        self.waiting = 0  # get calls waiting for a turn (claims are made for them only)
+
+    def hold(self, turn: Turn) -> None:
+        """A worker takes the turn's event."""
+        self.held[turn.chat_id] = turn
+        self.idle.clear()
+
+    def finished(self, turn: Turn) -> None:
+        """The turn's event is done (or handed back); forget it and its mark."""
+        if turn.event is not None:
+            self.marks.discard(turn.event.update_id)
+        if self.held.get(turn.chat_id) is turn:  # not the next turn, if a worker here took it already
+            del self.held[turn.chat_id]
+        if not self.held:
+            self.idle.set()
+
+    def take_all(self) -> list[Turn]:
+        """Every turn owned (held, then ready), now no longer this process's to hand out."""
+        turns = [*self.held.values(), *self.ready]
+        self.held, self.ready = {}, deque()
+        self.idle.set()
+        return turns
+
+    def entry_ids(self) -> list[str]:
+        """The stream ids of every turn owned (for the heartbeat and the claim pass)."""
+        return [turn.entry_id for turn in (*self.held.values(), *self.ready)]
+
+    def holding(self, update_id: int) -> Turn | None:
+        """The held turn whose event is that update, if any."""
+        for turn in self.held.values():
+            if turn.event is not None and turn.event.update_id == update_id:
+                return turn
+        return None
+
+    def first_delivery(self, update_id: int) -> bool:
+        """Whether the update is held here from a turn whose head was never handed out before."""
+        turn = self.holding(update_id)
+        return turn is not None and turn.fresh
+
+    def carry_mark(self, update_id: int) -> bool:
+        """Leave the update's handled mark to ``done`` if the update is held here (not while draining).
+
+        While draining (a shutdown that may cancel the worker before its ``task_done``) the mark
+        is written at once instead, so it never waits on a ``done`` that will not come.
+        """
+        if not self.carrying or self.holding(update_id) is None:
+            return False
+        self.marks.add(update_id)
+        return True
+
+    def unfinished(self) -> list[Event]:
+        """The events held, ordered by update id."""
+        events = [turn.event for turn in self.held.values() if turn.event is not None]
+        return sorted(events, key=lambda e: e.update_id)

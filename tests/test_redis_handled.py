@@ -1,0 +1,154 @@
+"""Handled ids with the Redis queue: the lookup skipped on a first delivery, the mark carried by
+``done``, and the cases where the skip would be wrong (a claimed turn, a turn handed back), run
+by the real bot so that an update answered twice shows in the fake Bot API.
+
+The argument these tests hold to is in ``tgs3bot.queues.redis_turns``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, suppress
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.conftest import RunningBot
+from tests.fakes import updates
+from tests.fakes.telegram import FakeTelegram
+from tests.helpers import make_event
+from tgs3bot import replies
+from tgs3bot.queues.redis import RedisQueue
+from tgs3bot.state.redis import RedisState, handled_key
+
+DEADLINE_S = 30.0  # generous: the machine may be busy
+CHAT = 7
+SEEDED = 900_001  # far above the fake Bot API's update ids (they start at 1000)
+HANDLED = handled_key("tgs3bot:", SEEDED)
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain client on the same server, to look at (or play a dead worker on) the keys."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def linked(stack: AsyncExitStack, redis_url: str) -> tuple[RedisQueue, RedisState]:
+    """A queue and a state wired as ``backends`` wires them for one process."""
+    state = await stack.enter_async_context(RedisState(redis_url))
+    queue = await stack.enter_async_context(RedisQueue(redis_url, queue_size=10))
+    state.held = queue.turns
+    return queue, state
+
+
+async def commands_run(raw: aioredis.Redis) -> int:
+    """Commands the server has run, but the INFO calls that ask."""
+    stats = await raw.info("commandstats")
+    return sum(int(v["calls"]) for name, v in stats.items() if name != "cmdstat_info")
+
+
+async def test_a_first_delivery_needs_no_round_trip_for_its_handled_id(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A fresh turn's lookup answers without Redis, and its mark is written by task_done's script."""
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        await queue.put_batch([make_event(1, chat_id=1)])
+        event = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        before = await commands_run(raw)
+        assert not await state.is_handled(1)
+        await state.mark_handled(1)
+        assert await commands_run(raw) == before
+        assert not await raw.exists(handled_key("tgs3bot:", 1))
+        await queue.task_done(event)
+        assert await raw.ttl(handled_key("tgs3bot:", 1)) > 0
+        assert await state.is_handled(1)  # not held any more: asked of Redis
+
+
+async def test_a_handled_mark_left_to_a_done_that_never_came_is_written_on_close(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A worker cancelled between mark_handled and task_done: closing the queue finishes the update."""
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        await queue.put_batch([make_event(1, chat_id=1)])
+        await asyncio.wait_for(queue.get(), DEADLINE_S)
+        await state.mark_handled(1)
+    assert await raw.exists(handled_key("tgs3bot:", 1))
+    assert not await raw.exists("tgs3bot:lane:1")
+    assert await raw.xlen("tgs3bot:ready") == 0
+
+
+async def test_marks_are_written_at_once_while_draining(redis_url: str, raw: aioredis.Redis) -> None:
+    """Once a drain begins (a shutdown may cancel the worker), mark_handled writes the mark itself."""
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        await queue.put_batch([make_event(1, chat_id=1)])
+        event = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        draining = asyncio.create_task(queue.drain())
+        await asyncio.sleep(0)  # the drain has begun
+        await state.mark_handled(1)
+        assert await raw.exists(handled_key("tgs3bot:", 1))
+        await queue.task_done(event)
+        await asyncio.wait_for(draining, DEADLINE_S)
+
+
+async def test_an_update_already_handled_is_not_queued(redis_url: str, raw: aioredis.Redis) -> None:
+    """put_batch skips an update whose handled mark exists (even if its seen key is gone)."""
+    await raw.set(handled_key("tgs3bot:", 1), "1")
+    async with RedisQueue(redis_url, queue_size=10) as queue:
+        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=1)])
+        assert (await asyncio.wait_for(queue.get(), DEADLINE_S)).update_id == 2
+
+
+async def answered_once_after(telegram: FakeTelegram, bot: RunningBot) -> list[str]:
+    """Send the chat a second text; once it is answered (so the seeded update, ahead of it in the
+    chat's order, is behind us), return what the chat was sent."""
+    telegram.add_update(updates.message(CHAT, text="after"))
+    await telegram.wait_for_text(CHAT, replies.DOCUMENT_REQUIRED, timeout=DEADLINE_S)
+    assert not bot.task.done()
+    return telegram.sent(CHAT)
+
+
+async def test_a_claimed_turn_of_an_already_handled_update_is_not_answered_again(
+    redis_url: str,
+    raw: aioredis.Redis,
+    telegram: FakeTelegram,
+    start_bot: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    """A worker that answered and marked an update died before its done: the bot claims the turn,
+    finds the mark, and answers only the chat's next message."""
+    async with RedisQueue(redis_url, queue_size=10) as seeding:
+        await seeding.put_batch([make_event(SEEDED, chat_id=CHAT)])
+    await raw.sadd("tgs3bot:greeted", CHAT)
+    assert await raw.xreadgroup("workers", "dead-worker", {"tgs3bot:ready": ">"}, count=1)
+    await raw.set(HANDLED, "1")  # it answered and marked the update, then died
+    bot = await start_bot(redis_url=redis_url, redis_claim_idle_s=0.5)
+    assert await answered_once_after(telegram, bot) == [replies.DOCUMENT_REQUIRED]
+
+
+async def test_a_turn_handed_back_after_its_update_was_handled_is_not_answered_again(
+    redis_url: str,
+    raw: aioredis.Redis,
+    telegram: FakeTelegram,
+    start_bot: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    """A process whose shutdown cancelled a worker after it marked the update (a document saved as
+    the drain ran out) hands the turn back; the next holder finds the mark and does not answer."""
+    await raw.sadd("tgs3bot:greeted", CHAT)
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        await queue.put_batch([make_event(SEEDED, chat_id=CHAT)])
+        await asyncio.wait_for(queue.get(), DEADLINE_S)
+        draining = asyncio.create_task(queue.drain())
+        await asyncio.sleep(0)  # the drain has begun
+        await state.mark_handled(SEEDED)
+        draining.cancel()
+        with suppress(asyncio.CancelledError):
+            await draining
+    assert await raw.exists("tgs3bot:lane:7")  # handed back, not finished
+    bot = await start_bot(redis_url=redis_url)
+    assert await answered_once_after(telegram, bot) == [replies.DOCUMENT_REQUIRED]
