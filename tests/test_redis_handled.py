@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
+from tests.fakes.wire import Call
 from tests.helpers import make_event
 from tgs3bot import replies
 from tgs3bot.queues.redis import RedisQueue
@@ -105,10 +106,17 @@ async def test_an_update_already_handled_is_not_queued(redis_url: str, raw: aior
 
 
 async def answered_once_after(telegram: FakeTelegram, bot: RunningBot) -> list[str]:
-    """Send the chat a second text; once it is answered (so the seeded update, ahead of it in the
-    chat's order, is behind us), return what the chat was sent."""
-    telegram.add_update(updates.message(CHAT, text="after"))
-    await telegram.wait_for_text(CHAT, replies.DOCUMENT_REQUIRED, timeout=DEADLINE_S)
+    """Send the chat a second text; once the reply to it is sent (so the seeded update, ahead of it
+    in the chat's order, is behind us), return what the chat was sent."""
+    after = updates.message(CHAT, text="after")
+    telegram.add_update(after)
+    message_id = after["message"]["message_id"]
+
+    def reply_to_after(call: Call) -> bool:
+        reply = call.params.get("reply_parameters") or {}
+        return call.method == "sendMessage" and reply.get("message_id") == message_id
+
+    await telegram.wait_for_call(reply_to_after, timeout=DEADLINE_S)
     assert not bot.task.done()
     return telegram.sent(CHAT)
 
