@@ -56,7 +56,7 @@ from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
 from tgs3bot.queues.redis_turns import Turn, Turns
 from tgs3bot.queues.redis_upkeep import Upkeep
 from tgs3bot.redis_client import BLOCK_CAP_S, open_client, text
-from tgs3bot.state.redis import handled_key
+from tgs3bot.state.redis import dialogs_key, greeted_key, handled_key
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 log = structlog.get_logger(__name__)
@@ -118,12 +118,7 @@ class RedisQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._upkeep = Upkeep(
-            self._client,
-            self._run,
-            self.turns,
-            prefix=self.prefix,
-            consumer=self.consumer,
-            claim_idle_s=self.claim_idle_s,
+            self._client, self._run, self.turns, self.prefix, self.consumer, self.claim_idle_s
         )
         self._tasks = self._upkeep.start()
         return self
@@ -247,7 +242,7 @@ class RedisQueue:
             await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
             return None
         event = from_json(body)
-        self.turns.hold(Turn(turn.entry_id, turn.chat_id, text(body), turn.fresh, event))
+        self.turns.hold(Turn(turn.entry_id, turn.chat_id, text(body), turn.fresh, event, turn.chat_state))
         return event
 
     async def task_done(self, event: Event) -> None:
@@ -273,9 +268,10 @@ class RedisQueue:
         handled = handled_key(self.prefix, turn.event.update_id) if marked else ""
         room_rule = (self.queue_size, self.batch_floor, self.backlog_limit)
         args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, self.share, handled)
-        reply = await self._run("done", *args, HANDLED_RETENTION_S, *room_rule, int(take))
-        if len(reply) > 1:
-            self.turns.ready.append(lua.turn_of(reply[1], reply[2], fresh=True))
+        chat_keys = (greeted_key(self.prefix), dialogs_key(self.prefix))
+        reply = await self._run("done", *args, HANDLED_RETENTION_S, *room_rule, int(take), *chat_keys)
+        if (taken := lua.taken_turn(reply)) is not None:
+            self.turns.ready.append(taken)
         return int(reply[0])
 
     async def drain(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from tgs3bot.queues.redis_turns import Turn
 from tgs3bot.redis_client import text
+from tgs3bot.state.redis import ChatState
 
 GROUP = "workers"
 
@@ -101,12 +102,13 @@ return {added, now[1], now[2]}
 
 # task_done. ARGV: prefix, chat, turn id, consumer, the event's body, share, handled key or '',
 # handled TTL (s), then the poller's room condition: queue size, batch floor, backlog limit; then
-# '1' to take the next turn for this consumer ('0' while draining).
+# '1' to take the next turn for this consumer ('0' while draining), and the keys of the greeted
+# chats and of the dialogs (``state.redis``; a turn's ``chat`` is the chat's member and field).
 # Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
 # the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
 # turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After
 # a pop, a token (the room) goes into ``room`` if the poller's condition holds.
-# Returns {outcome} or {outcome, next turn id, {its fields}}.
+# Returns {outcome} or {outcome, next turn id, {its fields}, greeted (0/1), dialog or nil}.
 DONE_LUA = (
     _TURN_FUNCTIONS
     + """
@@ -142,7 +144,13 @@ if take == '1' then
   local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', ready, '>')
   if reply then
     local entry = reply[1][2][1]
-    out[2], out[3] = entry[1], entry[2]
+    local fields, next_chat = entry[2], nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'chat' then next_chat = fields[i + 1] end
+    end
+    out[2], out[3] = entry[1], fields
+    out[4] = redis.call('SISMEMBER', ARGV[13], next_chat)
+    out[5] = redis.call('HGET', ARGV[14], next_chat)
   end
 end
 return out
@@ -217,7 +225,7 @@ def _field(fields: Mapping[Any, Any], name: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def turn_of(entry_id: bytes | str, fields: Any, *, fresh: bool) -> Turn:
+def turn_of(entry_id: bytes | str, fields: Any, *, fresh: bool, chat_state: ChatState | None = None) -> Turn:
     """The turn of a stream entry. ``fresh``: read as a new entry (``>``), so its own ``fresh``
     field counts; False for a claimed entry (handed out before)."""
     entry = _mapping(fields)
@@ -225,7 +233,15 @@ def turn_of(entry_id: bytes | str, fields: Any, *, fresh: bool) -> Turn:
     if chat is None:
         raise ValueError(f"stream entry {entry_id!r} has no chat")
     first = fresh and _field(entry, "fresh") == "1"
-    return Turn(text(entry_id), int(chat), _field(entry, "body") or "", first)
+    return Turn(text(entry_id), int(chat), _field(entry, "body") or "", first, chat_state=chat_state)
+
+
+def taken_turn(reply: list[Any]) -> Turn | None:
+    """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
+    if len(reply) < 3:
+        return None
+    greeted, dialog = bool(reply[3]), (text(reply[4]) if reply[4] is not None else None)
+    return turn_of(reply[1], reply[2], fresh=True, chat_state=ChatState(greeted, dialog))
 
 
 def first_turn(reply: Any) -> Turn | None:

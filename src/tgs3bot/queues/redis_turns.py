@@ -2,8 +2,8 @@
 
 A turn (an entry of the ``ready`` stream, see ``redis_scripts``) is either *ready* (owned, its event
 not handed out yet: claimed from a dead worker, or taken by ``done`` for the worker that has just
-finished) or *held* (its event is being handled here). ``RedisState`` asks two things about a held
-update, so that a steady worker makes no round trip of its own for them.
+finished) or *held* (its event is being handled here). ``RedisState`` asks three things about a
+held update, so that a steady worker makes no round trip of its own for them.
 
 **``first_delivery``: the handled-id lookup is skipped.** Why that is safe under crashes and
 redelivery: a handled mark is written only for an update some worker took as the head of a turn
@@ -23,15 +23,25 @@ handler and ``done``. A crash after ``done`` leaves it handled and gone. A mark 
 whose ``task_done`` never came (a worker cancelled in between) is written as the queue closes, by
 a ``done`` of that turn; while draining (when a shutdown may cancel workers) marks are written at
 once.
+
+**``chat_state``: the chat's greeting and dialog come with the turn** that ``done`` takes (read in
+the same script, when the turn becomes this process's). Only a handler of the chat's events
+changes them, and those run only while their worker holds the chat's one turn; the previous
+holder finished before its ``done`` passed the turn on. So from the moment a process owns the
+turn until it is done, nobody else changes them, and what was read then is what a read at
+handling time would give. A dialog this process changes meanwhile is noted on the turn
+(``note_dialog``). A claimed turn carries no state (its dead owner may have changed it); its
+reads go to Redis, as do reads for chats not held here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tgs3bot.events import Event
+from tgs3bot.state.redis import ChatState
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +49,8 @@ class Turn:
     """A chat's turn this process owns: the stream entry, the head event it carries, once parsed.
 
     ``fresh``: the turn was read as a new entry (``XREADGROUP >``) and says its head has never
-    been handed out; a claimed turn never is.
+    been handed out; a claimed turn never is. ``chat_state``: the chat's greeting and dialog, read
+    by the ``done`` script that took the turn (None for a turn read otherwise).
     """
 
     entry_id: str
@@ -47,6 +58,7 @@ class Turn:
     body: str = ""
     fresh: bool = False
     event: Event | None = None
+    chat_state: ChatState | None = None
 
 
 class Turns:
@@ -108,6 +120,17 @@ class Turns:
             return False
         self.marks.add(update_id)
         return True
+
+    def chat_state(self, chat_id: int) -> ChatState | None:
+        """The held chat's greeting and dialog, if they came with its turn."""
+        turn = self.held.get(chat_id)
+        return None if turn is None else turn.chat_state
+
+    def note_dialog(self, chat_id: int, dialog: str | None) -> None:
+        """The held chat's dialog changed (written to Redis): later reads in this turn see it."""
+        turn = self.held.get(chat_id)
+        if turn is not None and turn.chat_state is not None:
+            self.held[chat_id] = replace(turn, chat_state=ChatState(turn.chat_state.greeted, dialog))
 
     def unfinished(self) -> list[Event]:
         """The events held, ordered by update id."""

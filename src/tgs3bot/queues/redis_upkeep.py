@@ -29,7 +29,6 @@ class Upkeep:
         client: aioredis.Redis,
         run: RunScript,
         turns: Turns,
-        *,
         prefix: str,
         consumer: str,
         claim_idle_s: float,

@@ -8,6 +8,11 @@ Keys, all under the prefix (``tgs3bot:`` by default):
 - ``dialogs``: HASH chat id → the open dialog as JSON.
 - ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
+
+With the Redis queue, the queue's scripts read and write some of these keys too (``held``): the
+handled mark of an event held here is written by its ``done``, and the greeting and dialog of a
+chat whose turn ``done`` took come with the turn (``ChatState``), so a steady worker's text
+update makes no round trip for them. The key helpers below name them for both.
 - ``file:{id}``: HASH of one index entry (key, owner_id, chat_id, size, saved_at).
 - ``file-ids``: HASH object key → id (one entry per key); ``file-seq``: the last id given (INCR,
   never reused, so a stale button cannot reach another file).
@@ -23,6 +28,7 @@ so this is for a single Redis server (with replicas or Sentinel), not Redis Clus
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 import orjson
@@ -43,8 +49,41 @@ def handled_key(prefix: str, update_id: int) -> str:
     return f"{prefix}handled:{update_id}"
 
 
+def greeted_key(prefix: str) -> str:
+    """The set of greeted chats (members: ``chat_member``)."""
+    return prefix + "greeted"
+
+
+def dialogs_key(prefix: str) -> str:
+    """The hash of open dialogs (fields: ``chat_member``)."""
+    return prefix + "dialogs"
+
+
+def chat_member(chat_id: int) -> str:
+    """A chat in ``greeted`` and ``dialogs``: the same string as the ``chat`` of the queue's turns,
+    which its ``done`` script uses to read them (``queues.redis_scripts``)."""
+    return str(chat_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    """A chat's greeting and dialog, read when this process took the chat's turn; they hold until
+    the turn is done, as only the holder of a chat's turn changes them (``queues.redis_turns``)."""
+
+    greeted: bool
+    dialog: str | None  # the open dialog's JSON
+
+
 class HeldUpdates(Protocol):
     """What the Redis queue knows of the updates this process holds (``queues.redis_turns.Turns``)."""
+
+    def chat_state(self, chat_id: int) -> ChatState | None:
+        """The chat's state as read with its held turn, if it was."""
+        ...
+
+    def note_dialog(self, chat_id: int, dialog: str | None) -> None:
+        """The held chat's dialog was changed to this (so a later read in the same turn sees it)."""
+        ...
 
     def first_delivery(self, update_id: int) -> bool:
         """The update is held from a turn whose head was never handed out: nobody handled it."""
@@ -97,17 +136,22 @@ class RedisState:
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def is_greeted(self, chat_id: int) -> bool:
-        """Whether the chat has been greeted already (a chat seen greeted here needs no round trip)."""
+        """Whether the chat has been greeted already (no round trip for a chat seen greeted here,
+        or one whose state came with its held turn)."""
         if chat_id in self._greeted:
             return True
-        greeted = bool(await self.client.sismember(self.prefix + "greeted", str(chat_id)))
+        known = self.held.chat_state(chat_id) if self.held is not None else None
+        if known is not None:
+            greeted = known.greeted
+        else:
+            greeted = bool(await self.client.sismember(greeted_key(self.prefix), chat_member(chat_id)))
         if greeted:
             self._remember_greeted(chat_id)
         return greeted
 
     async def mark_greeted(self, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
-        await self.client.sadd(self.prefix + "greeted", str(chat_id))
+        await self.client.sadd(greeted_key(self.prefix), chat_member(chat_id))
         self._remember_greeted(chat_id)
 
     def _remember_greeted(self, chat_id: int) -> None:
@@ -130,8 +174,12 @@ class RedisState:
         await self.client.set(handled_key(self.prefix, update_id), "1", ex=HANDLED_RETENTION_S)
 
     async def get_dialog(self, chat_id: int) -> Dialog | None:
-        """The chat's open dialog, if any."""
-        raw = await self.client.hget(self.prefix + "dialogs", str(chat_id))
+        """The chat's open dialog, if any (no round trip if it came with the chat's held turn)."""
+        known = self.held.chat_state(chat_id) if self.held is not None else None
+        if known is not None:
+            raw: str | bytes | None = known.dialog
+        else:
+            raw = await self.client.hget(dialogs_key(self.prefix), chat_member(chat_id))
         if raw is None:
             return None
         fields = orjson.loads(raw)
@@ -139,10 +187,13 @@ class RedisState:
 
     async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
-        if dialog is None:
-            await self.client.hdel(self.prefix + "dialogs", str(chat_id))
+        raw = None if dialog is None else orjson.dumps(dialog).decode()
+        if raw is None:
+            await self.client.hdel(dialogs_key(self.prefix), chat_member(chat_id))
         else:
-            await self.client.hset(self.prefix + "dialogs", str(chat_id), orjson.dumps(dialog))
+            await self.client.hset(dialogs_key(self.prefix), chat_member(chat_id), raw)
+        if self.held is not None:
+            self.held.note_dialog(chat_id, raw)
 
     async def record_file(
         self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float

@@ -1,6 +1,7 @@
-"""Handled ids with the Redis queue: the lookup skipped on a first delivery, the mark carried by
-``done``, and the cases where the skip would be wrong (a claimed turn, a turn handed back), run
-by the real bot so that an update answered twice shows in the fake Bot API.
+"""What comes with a turn of the Redis queue: the handled lookup skipped on a first delivery, the
+mark carried by ``done``, the chat's greeting and dialog read with the turn, and the cases where
+the skip would be wrong (a claimed turn, a turn handed back), run by the real bot so that an
+update answered twice shows in the fake Bot API.
 
 The argument these tests hold to is in ``tgs3bot.queues.redis_turns``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,8 +20,10 @@ from tests.conftest import RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
-from tests.helpers import make_event
+from tests.helpers import button_data, greet, make_event, object_keys
 from tgs3bot import replies
+from tgs3bot.handlers.rename import RENAME
+from tgs3bot.interfaces import Dialog
 from tgs3bot.queues.redis import RedisQueue
 from tgs3bot.state.redis import RedisState, handled_key
 
@@ -97,6 +101,34 @@ async def test_marks_are_written_at_once_while_draining(redis_url: str, raw: aio
         await asyncio.wait_for(draining, DEADLINE_S)
 
 
+async def test_a_turn_taken_by_done_brings_its_chats_greeting_and_dialog(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """Reads of the greeting and dialog of a chat whose turn done took cost no round trip, give
+    what Redis holds (the same keys the state uses), and see a dialog changed during the turn."""
+    dialog = Dialog(RENAME, file_id=3, started_at=1.5)
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        await state.set_dialog(2, dialog)
+        await raw.sadd("tgs3bot:greeted", 2)
+        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2), make_event(3, chat_id=3)])
+        await queue.task_done(await asyncio.wait_for(queue.get(), DEADLINE_S))  # takes chat 2's turn
+        second = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        assert second.chat_id == 2
+        before = await commands_run(raw)
+        assert (await state.get_dialog(2), await state.is_greeted(2)) == (dialog, True)
+        assert await commands_run(raw) == before
+        await state.set_dialog(2, None)
+        assert await state.get_dialog(2) is None
+        assert await commands_run(raw) == before + 1  # the HDEL alone
+        await queue.task_done(second)  # takes chat 3's turn
+        third = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        before = await commands_run(raw)
+        assert (await state.get_dialog(3), await state.is_greeted(3)) == (None, False)
+        assert await commands_run(raw) == before
+        await queue.task_done(third)
+
+
 async def test_an_update_already_handled_is_not_queued(redis_url: str, raw: aioredis.Redis) -> None:
     """put_batch skips an update whose handled mark exists (even if its seen key is gone)."""
     await raw.set(handled_key("tgs3bot:", 1), "1")
@@ -160,3 +192,25 @@ async def test_a_turn_handed_back_after_its_update_was_handled_is_not_answered_a
     assert await raw.exists("tgs3bot:lane:7")  # handed back, not finished
     bot = await start_bot(redis_url=redis_url)
     assert await answered_once_after(telegram, bot) == [replies.DOCUMENT_REQUIRED]
+
+
+async def test_a_new_name_sent_with_its_rename_press_is_taken_as_the_name(
+    redis_url: str,
+    telegram: FakeTelegram,
+    s3: Any,
+    bucket: str,
+    start_bot: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    """The press and the name in one poll: the name's turn, taken by the press's done, brings the
+    dialog the press opened (written before that done), so the name renames the file."""
+    await start_bot(redis_url=redis_url)
+    await greet(telegram, CHAT)
+    doc = telegram.add_file(b"contents", file_name="draft.txt", mime_type="text/plain")
+    telegram.add_update(updates.message(CHAT, document=doc))
+    saved = await telegram.wait_for_call(
+        lambda c: c.method == "sendMessage" and "[document has been saved]" in c.params.get("text", "")
+    )
+    press = updates.callback_query(CHAT, 1, button_data(saved, "Rename"))
+    telegram.add_updates([press, updates.message(CHAT, text="final.txt")])
+    await telegram.wait_for_text(CHAT, "[document has been renamed]", timeout=DEADLINE_S)
+    assert await object_keys(s3, bucket) == ["final.txt"]
