@@ -6,9 +6,9 @@
   progress, or next. Redis deletes the list when its last event is done.
 - ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*: ``chat``; ``body``,
   the lane's head, so a get needs no LINDEX but for an older version's entry; ``fresh``) per chat
-  with a lane.
-  XREADGROUP gives a turn to one consumer; while it is in that consumer's pending list nobody else
-  can take the chat: per-chat order across processes. Done turns are XACKed *and* XDELed.
+  with a lane. XREADGROUP gives a turn to one consumer; while it is in that consumer's pending
+  list nobody else can take the chat: per-chat order across processes. Done turns are XACKed
+  *and* XDELed.
 - ``active``: SET of chats that have a lane (so a chat never has two turns).
 - ``admitted``: Σ over lanes of min(length, share), kept under ``queue_size`` by ``wait_for_room``
   as ``ChatQueue`` bounds memory: one chat sending hundreds of files counts for ``share`` events,
@@ -28,10 +28,10 @@ poller lease's token), done, hand back, heartbeat, consumer pruning. At least on
 acknowledged only once its event is done; one lost by a ``get`` cancelled mid-read stays in this
 consumer's pending list, and XAUTOCLAIM hands it out again after ``claim_idle_s``.
 
-Round trips (each costs the bot ~0.1 ms of CPU): a steady worker makes one per event, the
-``done`` script, which also writes the handled mark that ``RedisState.mark_handled`` left to it and
-takes the next turn for that worker; the handled-id lookup is skipped on a first delivery. Why
-both are safe under crashes and redelivery: ``redis_turns``.
+Round trips (each costs the bot ~0.1 ms of CPU): a steady worker's event needs only its ``done``
+(sent with other workers' in one pipeline), which writes the handled mark ``RedisState`` left to
+it and takes the next turn, with the chat's greeting and dialog, for that worker; a first
+delivery skips the handled lookup. Why that is safe under crashes and redelivery: ``redis_turns``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from tgs3bot.errors import LeaseLost
 from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
+from tgs3bot.queues.redis_batch import ScriptBatch
 from tgs3bot.queues.redis_turns import Turn, Turns
 from tgs3bot.queues.redis_upkeep import Upkeep
 from tgs3bot.redis_client import BLOCK_CAP_S, open_client, text
@@ -93,9 +94,13 @@ class RedisQueue:
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self.turns = Turns()  # what this process owns; RedisState asks it about held updates
-        self._counts: tuple[int, int] | None = None  # (admitted, queued) as the last enqueue left them
+        self._counts: tuple[int, int] | None = None  # (admitted, backlog) as the last enqueue left them
         self._draining = False
         self._upkeep: Upkeep | None = None
+        self._dones: ScriptBatch | None = None  # ``done`` calls, sent together (``redis_batch``)
+        room_rule = (queue_size, self.batch_floor, self.backlog_limit)
+        chat_keys = (greeted_key(prefix), dialogs_key(prefix))
+        self._done_settings = (self.share, HANDLED_RETENTION_S, *room_rule, *chat_keys)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -111,15 +116,16 @@ class RedisQueue:
             self._client = await open_client(self._source, max_connections=self.max_connections)
         else:
             self._client = self._source
-        self._scripts = {name: self._client.register_script(source) for name, source in lua.SCRIPTS.items()}
+        client = self._client
+        self._scripts = {name: client.register_script(source) for name, source in lua.SCRIPTS.items()}
+        # A turn a done took joins the ready ones, even if the done's caller was cancelled since.
+        self._dones = ScriptBatch(client, lua.DONE_LUA, lambda reply: self.turns.add(lua.taken_turn(reply)))
         try:
-            await self._client.xgroup_create(self.prefix + "ready", lua.GROUP, id="0", mkstream=True)
+            await client.xgroup_create(self.prefix + "ready", lua.GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self._upkeep = Upkeep(
-            self._client, self._run, self.turns, self.prefix, self.consumer, self.claim_idle_s
-        )
+        self._upkeep = Upkeep(client, self._run, self.turns, self.prefix, self.consumer, self.claim_idle_s)
         self._tasks = self._upkeep.start()
         return self
 
@@ -145,6 +151,8 @@ class RedisQueue:
                     await self._done(turn, marked=True, take=False)
                 else:
                     await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+            if self._dones is not None:
+                await self._dones.wait_sent()  # those of workers cancelled while waiting
         finally:
             if isinstance(self._source, str) and self._client is not None:
                 await self._client.aclose()
@@ -174,16 +182,12 @@ class RedisQueue:
             if str(exc).startswith("FENCED"):
                 raise LeaseLost(str(exc)) from exc
             raise
-        self._counts = (int(admitted), int(queued))
+        self._counts = (int(admitted), int(queued) - int(admitted))
 
     async def counts(self) -> tuple[int, int]:
         """(admitted, backlog): events counting against ``queue_size``, and the excess over shares."""
-        admitted, queued = await self._fetch_counts()
-        return admitted, queued - admitted
-
-    async def _fetch_counts(self) -> tuple[int, int]:
         admitted, queued = await self.client.mget([self.prefix + "admitted", self.prefix + "queued"])
-        return int(admitted or 0), int(queued or 0)
+        return int(admitted or 0), int(queued or 0) - int(admitted or 0)
 
     async def wait_for_room(self) -> int:
         """Wait until a batch fits (as ``ChatQueue``: room for ``batch_floor``, backlog under its
@@ -195,8 +199,8 @@ class RedisQueue:
         """
         counts, self._counts = self._counts, None
         while True:
-            admitted, queued = counts if counts is not None else await self._fetch_counts()
-            if self.queue_size - admitted >= self.batch_floor and queued - admitted < self.backlog_limit:
+            admitted, backlog = counts if counts is not None else await self.counts()
+            if self.queue_size - admitted >= self.batch_floor and backlog < self.backlog_limit:
                 return self.queue_size - admitted
             # The timeout only bounds the cost of a token taken by someone else.
             token = await self.client.blpop([self.prefix + "room"], timeout=BLOCK_CAP_S)
@@ -253,7 +257,7 @@ class RedisQueue:
         if turn is None or turn.event is None or turn.event.update_id != event.update_id:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
         marked = event.update_id in self.turns.marks
-        outcome = await self._done(turn, marked=marked, take=not (self._draining or self.turns.ready))
+        outcome = await self._done(turn, marked=marked, take=not self._draining)
         self.turns.finished(turn)
         if self._draining:  # began meanwhile: a turn just taken goes back at once
             await self._release_ready()
@@ -263,15 +267,12 @@ class RedisQueue:
             log.error("queue_lane_head_mismatch", update_id=event.update_id, chat_id=event.chat_id)
 
     async def _done(self, turn: Turn, *, marked: bool, take: bool) -> int:
-        """Run ``done`` for a held turn; a turn it took for this process joins the ready ones."""
+        """Run ``done`` for a held turn, in one pipeline with other workers' (``redis_batch``)."""
         assert turn.event is not None  # held turns carry their event
+        assert self._dones is not None  # a turn is held only inside `async with`
         handled = handled_key(self.prefix, turn.event.update_id) if marked else ""
-        room_rule = (self.queue_size, self.batch_floor, self.backlog_limit)
-        args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, self.share, handled)
-        chat_keys = (greeted_key(self.prefix), dialogs_key(self.prefix))
-        reply = await self._run("done", *args, HANDLED_RETENTION_S, *room_rule, int(take), *chat_keys)
-        if (taken := lua.taken_turn(reply)) is not None:
-            self.turns.ready.append(taken)
+        args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, int(take))
+        reply = await self._dones(self.prefix, *args, *self._done_settings)
         return int(reply[0])
 
     async def drain(self) -> None:

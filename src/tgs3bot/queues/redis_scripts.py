@@ -100,21 +100,24 @@ return {added, now[1], now[2]}
 """
 )
 
-# task_done. ARGV: prefix, chat, turn id, consumer, the event's body, share, handled key or '',
-# handled TTL (s), then the poller's room condition: queue size, batch floor, backlog limit; then
-# '1' to take the next turn for this consumer ('0' while draining), and the keys of the greeted
-# chats and of the dialogs (``state.redis``; a turn's ``chat`` is the chat's member and field).
+# task_done. ARGV: prefix, chat, turn id, consumer, the event's body, handled key or '', '1' to
+# take the next turn for this consumer ('0' while draining); then the queue's settings: share,
+# handled TTL (s), the poller's room condition (queue size, batch floor, backlog limit), and the
+# keys of the greeted chats and of the dialogs (``state.redis``; a turn's ``chat`` is the chat's
+# member and field there).
 # Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
 # the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
 # turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After
 # a pop, a token (the room) goes into ``room`` if the poller's condition holds.
-# Returns {outcome} or {outcome, next turn id, {its fields}, greeted (0/1), dialog or nil}.
+# Returns {outcome}, or {outcome, next turn id, its chat, body, fresh, greeted (0/1), dialog or nil}
+# (flat: fewer elements to parse).
 DONE_LUA = (
     _TURN_FUNCTIONS
     + """
-local p, chat, id, consumer, body, share = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local handled, ttl = ARGV[7], ARGV[8]
-local size, floor, backlog_limit, take = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
+local p, chat, id, consumer, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local handled, take, share, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local size, floor, backlog_limit = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local greeted, dialogs = ARGV[13], ARGV[14]
 if handled ~= '' then
   redis.call('SET', handled, '1', 'EX', ttl)
 end
@@ -143,14 +146,11 @@ if take == '1' then
   local ready = p .. 'ready'
   local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', ready, '>')
   if reply then
-    local entry = reply[1][2][1]
-    local fields, next_chat = entry[2], nil
-    for i = 1, #fields, 2 do
-      if fields[i] == 'chat' then next_chat = fields[i + 1] end
-    end
-    out[2], out[3] = entry[1], fields
-    out[4] = redis.call('SISMEMBER', ARGV[13], next_chat)
-    out[5] = redis.call('HGET', ARGV[14], next_chat)
+    local entry, turn = reply[1][2][1], {}
+    for i = 1, #entry[2], 2 do turn[entry[2][i]] = entry[2][i + 1] end
+    out[2], out[3], out[4], out[5] = entry[1], turn.chat, turn.body or '', turn.fresh or '0'
+    out[6] = redis.call('SISMEMBER', greeted, turn.chat)
+    out[7] = redis.call('HGET', dialogs, turn.chat)
   end
 end
 return out
@@ -213,35 +213,28 @@ SCRIPTS = {
 }
 
 
-def _mapping(fields: Any) -> Mapping[Any, Any]:
-    """An entry's fields as a mapping: redis-py gives a dict, a script's reply a flat list."""
-    if isinstance(fields, Mapping):
-        return fields
-    return dict(zip(fields[::2], fields[1::2], strict=True))
-
-
 def _field(fields: Mapping[Any, Any], name: str) -> str | None:
     value = fields.get(name, fields.get(name.encode()))
     return value.decode() if isinstance(value, bytes) else value
 
 
-def turn_of(entry_id: bytes | str, fields: Any, *, fresh: bool, chat_state: ChatState | None = None) -> Turn:
-    """The turn of a stream entry. ``fresh``: read as a new entry (``>``), so its own ``fresh``
-    field counts; False for a claimed entry (handed out before)."""
-    entry = _mapping(fields)
+def turn_of(entry_id: bytes | str, entry: Mapping[Any, Any], *, fresh: bool) -> Turn:
+    """The turn of a stream entry (its fields as redis-py gives them). ``fresh``: read as a new
+    entry (``>``), so its own ``fresh`` field counts; False for a claimed entry (handed out before)."""
     chat = _field(entry, "chat")
     if chat is None:
         raise ValueError(f"stream entry {entry_id!r} has no chat")
     first = fresh and _field(entry, "fresh") == "1"
-    return Turn(text(entry_id), int(chat), _field(entry, "body") or "", first, chat_state=chat_state)
+    return Turn(text(entry_id), int(chat), _field(entry, "body") or "", first)
 
 
 def taken_turn(reply: list[Any]) -> Turn | None:
     """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
-    if len(reply) < 3:
+    if len(reply) < 7:
         return None
-    greeted, dialog = bool(reply[3]), (text(reply[4]) if reply[4] is not None else None)
-    return turn_of(reply[1], reply[2], fresh=True, chat_state=ChatState(greeted, dialog))
+    _outcome, entry_id, chat, body, fresh, greeted, dialog = reply
+    state = ChatState(bool(greeted), None if dialog is None else text(dialog))
+    return Turn(text(entry_id), int(chat), text(body), text(fresh) == "1", chat_state=state)
 
 
 def first_turn(reply: Any) -> Turn | None:

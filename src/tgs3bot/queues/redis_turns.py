@@ -87,6 +87,11 @@ class Turns:
         if not self.held:
             self.idle.set()
 
+    def add(self, turn: Turn | None) -> None:
+        """A turn taken for this process (by a ``done``), if any, is ready to hand out."""
+        if turn is not None:
+            self.ready.append(turn)
+
     def take_all(self) -> list[Turn]:
         """Every turn owned (held, then ready), now no longer this process's to hand out."""
         turns = [*self.held.values(), *self.ready]
