@@ -8,11 +8,6 @@ Keys, all under the prefix (``tgs3bot:`` by default):
 - ``dialogs``: HASH chat id → the open dialog as JSON.
 - ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
-
-With the Redis queue, the queue's scripts read and write some of these keys too (``held``): the
-handled mark of an event held here is written by its ``done``, and the greeting and dialog of a
-chat whose turn ``done`` took come with the turn (``ChatState``), so a steady worker's text
-update makes no round trip for them. The key helpers below name them for both.
 - ``file:{id}``: HASH of one index entry (key, owner_id, chat_id, size, saved_at).
 - ``file-ids``: HASH object key → id (one entry per key); ``file-seq``: the last id given (INCR,
   never reused, so a stale button cannot reach another file).
@@ -20,6 +15,11 @@ update makes no round trip for them. The key helpers below name them for both.
   owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
+
+With the Redis queue, the queue's scripts read and write some of these keys too (``held``): the
+handled mark of an event held here is written by its ``done``, and the greeting and dialog of a
+chat whose turn ``done`` took come with the turn (``ChatState``), so a steady worker's text
+update makes no round trip for them. The key helpers below name them for both.
 
 Each write of the index is one Lua script, so every structure changes together or not at all,
 and a listing (page and total) is one script too. The scripts build key names from the prefix,
