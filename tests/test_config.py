@@ -33,7 +33,7 @@ def test_defaults_from_the_spec(workdir: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.allowed_users == frozenset()
     assert settings.state_path == Path("tgs3bot-state.sqlite3")
     assert settings.download_limit == CLOUD_DOWNLOAD_LIMIT == 20 * 1024 * 1024
-    assert (settings.event_loop, settings.s3_conditional_writes) == ("uvloop", True)
+    assert (settings.event_loop, settings.s3_conditional_writes) == ("uvloop", "auto")
 
 
 def test_flags_beat_environment_beat_dotenv(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,6 +118,7 @@ class App:
         s = self.settings
         storage = await stack.enter_async_context(_storage(s))
         await storage.check_bucket()
+        await storage.check_conditional_writes()  # TGS3BOT_S3_CONDITIONAL_WRITES; "auto" probes the store
         backends = await open_backends(stack, s, state=self.state, queue=self.queue)
         policy = Policy(allowed_users=s.allowed_users, download_limit=s.download_limit)
         ctx = Context(platform, storage, backends.state, policy, key_locks=backends.key_locks)

@@ -18,6 +18,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MiB = 1024 * 1024
 CLOUD_DOWNLOAD_LIMIT = 20 * MiB  # getFile refuses bigger files on the cloud Bot API
 LOCAL_DOWNLOAD_LIMIT = 2000 * 1000 * 1000  # the local Bot API server's limit ("2000 MB")
+# TGS3BOT_S3_CONDITIONAL_WRITES: "auto" probes the store at start (storage.probe).
+ConditionalWrites = Literal["auto"] | bool
+_CONDITIONAL_WRITES_WORDS: dict[str, ConditionalWrites] = {
+    "auto": "auto",
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
 
 
 class Settings(BaseSettings):
@@ -49,10 +56,11 @@ class Settings(BaseSettings):
     s3_bucket: str = Field(min_length=1, description="bucket the documents are saved into")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, any S3)")
     s3_region: str | None = Field(None, description="S3 region (default: the AWS chain)")
-    s3_conditional_writes: bool = Field(
-        True,
-        description="put files under 8 MiB with If-None-Match: * (one request, not a name check and a put); "
-        "false for an S3-compatible store without conditional writes",
+    s3_conditional_writes: ConditionalWrites = Field(
+        "auto",
+        description="auto: probe at start whether the store honours If-None-Match (files under 8 MiB are "
+        "then put with it, one request; else each name is checked first); true: rely on it, no probe; "
+        "false: always check first, no probe",
     )
     concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
     queue_size: int = Field(100, ge=1, description="updates taken from Telegram and not yet handled")
@@ -87,6 +95,16 @@ class Settings(BaseSettings):
         # pydantic-settings would parse a list from the environment as JSON; operators write "1,2".
         if isinstance(value, str):
             return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("s3_conditional_writes", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in _CONDITIONAL_WRITES_WORDS:
+                raise ValueError("must be auto, true or false")
+            return _CONDITIONAL_WRITES_WORDS[word]
         return value
 
     @field_validator("log_level", mode="before")
