@@ -25,6 +25,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tgs3bot import metrics
 from tgs3bot.config import MiB
 from tgs3bot.errors import StartupError, TransferError
 from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
@@ -56,6 +57,7 @@ def _error_code(exc: ClientError) -> str:
 
 
 def _storage_reason(exc: Exception) -> str:
+    metrics.s3_error(exc)  # every S3 failure that becomes a TransferError passes here
     if isinstance(exc, ClientError):
         return f"the storage refused the file ({_error_code(exc)})"
     return "the storage could not be reached"
@@ -288,7 +290,8 @@ class S3Storage:
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
             await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (ClientError, BotoCoreError):
+        except (ClientError, BotoCoreError) as exc:
+            metrics.s3_error(exc)
             log.exception("multipart_abort_failed", key=key, upload_id=upload_id)
         else:
             log.info("multipart_aborted", key=key)
