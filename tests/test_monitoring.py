@@ -1,0 +1,108 @@
+"""/healthz per role, on real Redis: a polling ``poll``, a standby ``poll``, a ``work``; in one process.
+
+Three apps share the test's event loop, each with its own metrics server and registry. What a
+standby is doing no event announces, so those checks look again every 50 ms (``eventually``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import FAST_BACKOFF
+from tests.fakes import updates
+from tests.fakes.telegram import FakeTelegram
+from tests.helpers import eventually
+from tgs3bot.app import App, Role
+from tgs3bot.config import Settings
+
+DEADLINE_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return response.status, await response.text()
+
+
+async def health_is(port: int, expected: tuple[int, str]) -> None:
+    """Wait until /healthz on ``port`` answers ``expected``."""
+
+    async def check() -> bool:
+        try:
+            return await get(port, "/healthz") == expected
+        except aiohttp.ClientConnectionError:  # not listening yet
+            return False
+
+    await eventually(check, DEADLINE_S)
+
+
+async def updates_counted(port: int) -> float:
+    """The sum of tgs3bot_updates_total on ``port``."""
+    _, text = await get(port, "/metrics")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "tgs3bot_updates_total"
+    )
+
+
+@pytest.fixture
+async def apps(
+    settings_for: Callable[..., Settings], redis_url: str
+) -> AsyncIterator[Callable[[Role], tuple[App, int]]]:
+    """Start apps of a role on Redis with a metrics port each; stopped after the test."""
+    running: list[tuple[App, asyncio.Task[int]]] = []
+
+    def start(role: Role) -> tuple[App, int]:
+        port = free_port()
+        settings = settings_for(redis_url=redis_url, redis_lease_s=2, metrics_port=port)
+        app = App(settings, role=role, backoff=FAST_BACKOFF)
+        running.append((app, asyncio.create_task(app.run(), name=f"app-{role}")))
+        return app, port
+
+    yield start
+    for app, _ in running:
+        app.request_stop()
+    for _, task in running:
+        assert await asyncio.wait_for(task, DEADLINE_S) == 0
+
+
+async def test_healthz_per_role_polling_standby_and_working(
+    apps: Callable[[Role], tuple[App, int]], telegram: FakeTelegram
+) -> None:
+    """``poll`` that holds the lease: polling; a second ``poll``: standby (200, says so), then polling
+    once the first stops; ``work``: its workers. Each app counts only what it handled."""
+    first, first_port = apps("poll")
+    await health_is(first_port, (200, "ok: polling\n"))
+    _, second_port = apps("poll")
+    await health_is(second_port, (200, "ok: standby, waiting for the poller lease\n"))
+    _, work_port = apps("work")
+    await health_is(work_port, (200, "ok: 4 workers\n"))
+
+    telegram.add_update(updates.message(1, text="/start"))
+    await telegram.wait_for_text(1, "[greeting]", timeout=DEADLINE_S)
+
+    async def counted_by_the_worker() -> bool:
+        return await updates_counted(work_port) == 1
+
+    await eventually(counted_by_the_worker, DEADLINE_S)
+    assert await updates_counted(first_port) == 0  # another app's registry
+
+    first.request_stop()
+    await health_is(second_port, (200, "ok: polling\n"))
