@@ -224,4 +224,5 @@ async def test_a_metrics_port_in_use_ends_the_start_with_one_line_and_exit_2(
         assert await bot.wait_exit() == 2
     assert f"127.0.0.1:{port}" in line
     assert "TGS3BOT_METRICS_PORT" in line
+    assert "already in use" in line
     assert telegram.calls_of("getMe") == []

@@ -12,6 +12,7 @@ health rules are pure functions in ``health``.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -61,10 +62,10 @@ async def start_monitoring(stack: AsyncExitStack, settings: Settings, role: Role
     """
     if settings.metrics_port is None:
         return None
-    registry = stack.enter_context(metrics.bound(Metrics()))
+    bound = stack.enter_context(metrics.bound(Metrics()))
     app = web.Application()
-    app.router.add_get("/metrics", _metrics_handler(registry))
-    app.router.add_get("/healthz", _health_handler(registry, role, settings.health_max_poll_failure_s))
+    app.router.add_get("/metrics", _metrics_handler(bound))
+    app.router.add_get("/healthz", _health_handler(bound, role, settings.health_max_poll_failure_s))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -72,12 +73,14 @@ async def start_monitoring(stack: AsyncExitStack, settings: Settings, role: Role
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
+        # "Address already in use"; a host name that does not resolve has a negative errno.
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)
         raise StartupError(
-            f"the metrics server cannot listen on {host}:{port} (TGS3BOT_METRICS_PORT, "
-            f"TGS3BOT_METRICS_HOST): {exc.strerror or exc}"
+            f"the metrics server cannot listen on {host}:{port}: {reason} "
+            "(TGS3BOT_METRICS_HOST, TGS3BOT_METRICS_PORT)"
         ) from None
     log.info("metrics_server_started", host=host, port=port)
-    return registry
+    return bound
 
 
 def watch(
