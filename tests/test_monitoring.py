@@ -7,6 +7,7 @@ standby is doing no event announces, so those checks look again every 50 ms (``e
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -17,9 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import FAST_BACKOFF
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
-from tests.helpers import eventually
+from tests.helpers import eventually, make_event
 from tgs3bot.app import App, Role
 from tgs3bot.config import Settings
+from tgs3bot.metrics import Metrics
+from tgs3bot.monitoring import Watched, read_queue_gauges, snapshot
+from tgs3bot.queues import ChatQueue
 
 DEADLINE_S = 60
 
@@ -106,3 +110,51 @@ async def test_healthz_per_role_polling_standby_and_working(
 
     first.request_stop()
     await health_is(second_port, (200, "ok: polling\n"))
+
+
+async def test_the_snapshot_says_how_tasks_ended_and_whether_redis_answers() -> None:
+    """A cancelled poller, a crashed worker and a PING that fails are read as their kinds only."""
+    m = Metrics()
+
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    async def ping() -> None:
+        raise ConnectionError("redis://:secret@redis:6379")  # texts never reach /healthz
+
+    alive = asyncio.create_task(forever(), name="worker-0")
+    dead = asyncio.create_task(crash(), name="worker-1")
+    poller = asyncio.create_task(forever(), name="poller")
+    poller.cancel()
+    await asyncio.wait({dead, poller})
+    m.watched = Watched([poller], [alive, dead], ChatQueue(10), asyncio.Event(), ping)
+    try:
+        seen = await snapshot(m, "run")
+    finally:
+        alive.cancel()
+    assert seen.poller_ended == "cancelled"
+    assert (seen.dead_workers, seen.workers) == (("worker-1 (RuntimeError)",), 2)
+    assert seen.backend_error == "ConnectionError"
+    assert not seen.stopping
+
+
+async def test_queue_gauges_are_read_from_the_queue_and_unknown_when_it_cannot_say() -> None:
+    """Depth and backlog come from the queue at scrape time; a queue that fails to answer gives NaN."""
+    m = Metrics()
+    queue = ChatQueue(10, share=1)
+    await queue.put_batch([make_event(1, chat_id=7), make_event(2, chat_id=7), make_event(3, chat_id=8)])
+    m.watched = Watched([], [], queue, asyncio.Event())
+    await read_queue_gauges(m)
+    get = m.registry.get_sample_value
+    assert (get("tgs3bot_queue_depth"), get("tgs3bot_queue_backlog")) == (2, 1)  # chat 7's second spilled
+
+    class Broken(ChatQueue):
+        async def counts(self) -> tuple[int, int]:
+            raise ConnectionError("redis is gone")
+
+    m.watched = Watched([], [], Broken(10), asyncio.Event())
+    await read_queue_gauges(m)
+    assert math.isnan(get("tgs3bot_queue_depth") or 0)

@@ -106,7 +106,7 @@ def _metrics_handler(m: Metrics) -> Callable[[web.Request], Awaitable[web.Stream
     expose = make_aiohttp_handler(m.registry)
 
     async def serve_metrics(request: web.Request) -> web.StreamResponse:
-        await _read_queue(m)
+        await read_queue_gauges(m)
         return await expose(request)
 
     return serve_metrics
@@ -161,7 +161,7 @@ async def _ping(ping: Callable[[], Awaitable[object]] | None) -> str | None:
     return None
 
 
-async def _read_queue(m: Metrics) -> None:
+async def read_queue_gauges(m: Metrics) -> None:
     """Set the queue gauges from the queue (in Redis: the whole queue, shared by every process)."""
     if m.watched is None:
         return
