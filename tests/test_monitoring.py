@@ -9,18 +9,19 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FAST_BACKOFF
+from tests.conftest import FAST_BACKOFF, RunningBot
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import eventually, make_event
 from tgs3bot.app import App, Role
 from tgs3bot.config import Settings
+from tgs3bot.errors import FatalPollingError
 from tgs3bot.metrics import Metrics
 from tgs3bot.monitoring import Watched, read_queue_gauges, snapshot
 from tgs3bot.queues import ChatQueue
@@ -158,3 +159,24 @@ async def test_queue_gauges_are_read_from_the_queue_and_unknown_when_it_cannot_s
     m.watched = Watched([], [], Broken(10), asyncio.Event())
     await read_queue_gauges(m)
     assert math.isnan(get("tgs3bot_queue_depth") or 0)
+
+
+async def test_healthz_says_the_poller_stopped_while_fatal_polling_finishes_the_work_in_hand(
+    start_bot: Callable[..., Awaitable[RunningBot]], telegram: FakeTelegram
+) -> None:
+    """A revoked token (401 on getUpdates) stops polling; until the held transfer is done and the
+    bot exits, /healthz answers 503 naming the poller's end."""
+    port = free_port()
+    bot = await start_bot(metrics_port=port)
+    await health_is(port, (200, "ok: polling, 4 workers\n"))
+    hold = asyncio.Event()
+    document = telegram.add_file(b"held" * 1000, file_name="held.bin", hold=hold)
+    telegram.fail("getUpdates", status=401, description="Unauthorized", times=None)  # from the next poll
+    telegram.add_update(updates.message(1, document=document))  # ends the long poll in flight
+    await telegram.wait_download_started(document["file_id"], timeout=DEADLINE_S)
+
+    await health_is(port, (503, "unhealthy: the poller stopped (FatalPollingError)\n"))
+    hold.set()
+    with pytest.raises(FatalPollingError):
+        await asyncio.wait_for(bot.task, DEADLINE_S)
+    assert "[document has been saved]" in telegram.sent(1)[-1]
