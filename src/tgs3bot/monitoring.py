@@ -3,7 +3,7 @@
 ``start_monitoring`` is the first thing the app does, so its exit stack closes the server last: a
 start-up failure, the polling and the shutdown are all observable. It listens on
 TGS3BOT_METRICS_HOST:TGS3BOT_METRICS_PORT (127.0.0.1 by default; 0.0.0.0 in a container, where
-the HEALTHCHECK and Prometheus come from outside the loopback); unset port, no server, no metrics.
+Prometheus and a published port come from outside its loopback); unset port: no server, no metrics.
 
 Gauges that describe the queue are read when Prometheus scrapes, from the queue itself; the
 health rules are pure functions in ``health``.
@@ -46,7 +46,7 @@ class CountedQueue(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Watched:
-    """What the app runs, as /healthz and the queue gauges see it (``metrics.watch``)."""
+    """What the app runs, as /healthz and the queue gauges see it (``watch``)."""
 
     pollers: Sequence[asyncio.Task[None]]
     workers: Sequence[asyncio.Task[None]]
