@@ -35,6 +35,7 @@ from tgs3bot.context import Context, Policy
 from tgs3bot.errors import FatalPollingError, PlatformError
 from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
 from tgs3bot.localfiles import LocalFiles
+from tgs3bot.monitoring import start_monitoring, watch
 from tgs3bot.poller import POLL_TIMEOUT_S, Poller
 from tgs3bot.router import build_router
 from tgs3bot.storage import S3Storage
@@ -80,6 +81,7 @@ class App:
         """Start, serve until stopped or broken, shut down; return the exit code."""
         s = self.settings
         async with AsyncExitStack() as stack:
+            await start_monitoring(stack, s, self.role)  # first in, so the last to close
             platform = TelegramPlatform(
                 s.telegram_token.get_secret_value(),
                 api_url=s.telegram_api_url,
@@ -137,6 +139,7 @@ class App:
             poll_task = asyncio.create_task(polling, name="poller")
         workers = worker.pool.start() if worker else []
         stop_task = asyncio.create_task(self.stop_requested.wait(), name="stop-signal")
+        watch(poll_task, workers, backends, self.stop_requested)  # for /healthz
         background = {stop_task, *workers, *([poll_task] if poll_task else [])}
         done, _ = await asyncio.wait(background, return_when=asyncio.FIRST_COMPLETED)
         if poll_task in done and isinstance(poll_task.exception(), FatalPollingError):

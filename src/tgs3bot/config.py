@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     redis_claim_idle_s: float = Field(
         60.0, gt=0, description="seconds before a dead worker's update is taken over by another"
     )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics and /healthz on this port; unset: off"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the metrics server listens on (0.0.0.0 in a container, so others reach it)",
+    )
+    health_max_poll_failure_s: float = Field(
+        60.0, ge=0, description="seconds getUpdates may keep failing before /healthz answers 503"
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",
         description="uvloop (where installed, as it is by default on Linux and macOS) or asyncio's own",

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from tgs3bot import metrics
 from tgs3bot.config import BackoffConfig
 from tgs3bot.errors import (
     Conflict,
@@ -65,7 +66,8 @@ class Poller:
         while True:
             room = await self._queue.wait_for_room()
             try:
-                batch = await self._platform.get_updates(self.offset, self._poll_timeout_s, limit=room)
+                with metrics.poll_round_trip():
+                    batch = await self._platform.get_updates(self.offset, self._poll_timeout_s, limit=room)
             except RetryAfter as exc:
                 log.warning("poll_rate_limited", retry_after_s=exc.retry_after_s)
                 await asyncio.sleep(exc.retry_after_s)
@@ -95,7 +97,8 @@ class Poller:
         """
         try:
             while True:
-                await lease.acquire()
+                with metrics.standing_by():
+                    await lease.acquire()
                 self.offset = None
                 try:
                     await _first_to_end(lease.keep(), self.run())

@@ -12,7 +12,7 @@ import time
 
 import structlog
 
-from tgs3bot import replies
+from tgs3bot import metrics, replies
 from tgs3bot.config import WorkerConfig
 from tgs3bot.context import Context
 from tgs3bot.events import Event
@@ -79,6 +79,7 @@ class Worker:
                 outcome=outcome,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            metrics.update_handled(route, outcome, time.perf_counter() - started)
 
     async def _apologise(self, event: Event) -> None:
         with contextlib.suppress(Exception):  # the failure may well be that we cannot send

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from tgs3bot import metrics
 from tgs3bot.context import Context
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event
@@ -72,6 +73,7 @@ class Save:
     async def _transfer(self, meter: TransferMeter) -> Saved:
         ctx, document = self._ctx, self._document
         async with (
+            metrics.transfer_in_flight(),
             ctx.platform.open_file(document) as chunks,
             reporting(ctx.platform, self._event.chat_id, self.key, meter),
         ):
@@ -83,6 +85,7 @@ class Save:
                 may_replace=self._owner_rule(),
             )
             self.saved = saved = Saved(key=self.key, size=result.size, replaced=result.replaced)
+            metrics.document_saved(result.size)
         return saved
 
     async def _record(self, saved: Saved) -> None:
