@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers import make_event
-from tgs3bot.events import Event
+from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.state import SqliteState
 from tgs3bot.state.sqlite_journal import SqliteJournal
 
@@ -52,3 +52,14 @@ async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_pa
         async with SqliteState(path) as other:
             assert ids(await SqliteJournal(other).entries()) == [2]
             assert await other.is_handled(1)
+
+
+def test_an_event_written_before_platforms_existed_reads_as_telegram() -> None:
+    """A journal or Redis body without ``platform`` (written by an older bot) is a Telegram event."""
+    old_body = (
+        b'{"update_id":7,"kind":"message","chat_id":3,"user_id":3,"private":true,"message_id":1,"text":"hi"}'
+    )
+    event = from_json(old_body)
+    assert event.platform == "telegram" and event.text == "hi"
+    vk_event = make_event(7, chat_id=3, platform="vk")
+    assert from_json(to_json(vk_event)) == vk_event

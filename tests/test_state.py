@@ -173,6 +173,15 @@ async def test_list_files_filters_by_owner_or_lists_everyone(state: StateStore) 
     assert await state.list_files(3, limit=10) == ([], False, 0)
 
 
+async def test_poll_cursor_is_kept_per_platform(state: StateStore) -> None:
+    """A platform's saved cursor is replaced by the next, and one platform's is not another's."""
+    assert await state.get_cursor("vk") is None
+    await state.set_cursor("vk", "41")
+    await state.set_cursor("vk", "42")
+    assert await state.get_cursor("vk") == "42"
+    assert await state.get_cursor("telegram") is None
+
+
 async def test_concurrent_operations_each_stay_atomic(state: StateStore) -> None:
     """Operations started together from many tasks (as the workers do) all land as they would one by one."""
     for n in range(20):
@@ -201,6 +210,14 @@ async def test_sqlite_state_survives_closing_and_reopening(state_path: Path) -> 
         assert await state.get_dialog(1) == Dialog("rename", 1, NOW)
         assert await state.get_file(entry.id) == entry
         assert (await record(state, "b.pdf")).id == entry.id + 1
+
+
+async def test_sqlite_poll_cursor_survives_reopening(state_path: Path) -> None:
+    """A cursor saved before the file was closed is there at the next open."""
+    async with SqliteState(state_path) as state:
+        await state.set_cursor("vk", "1234")
+    async with SqliteState(state_path) as state:
+        assert await state.get_cursor("vk") == "1234"
 
 
 async def test_sqlite_greeting_still_in_the_write_batch_is_known(

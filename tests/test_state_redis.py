@@ -25,6 +25,7 @@ from tests.test_state import (
     test_list_files_breaks_ties_by_higher_id_first,
     test_list_files_filters_by_owner_or_lists_everyone,
     test_list_files_pages_newest_first,
+    test_poll_cursor_is_kept_per_platform,
     test_record_file_again_updates_the_entry_and_keeps_its_id,
     test_record_file_gives_new_keys_new_ids,
     test_rename_file_moves_the_entry_to_the_new_key,
@@ -44,6 +45,7 @@ from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 SHARED_BEHAVIOURS = (
     test_greeting_is_remembered_per_chat,
+    test_poll_cursor_is_kept_per_platform,
     test_handled_update_ids_are_remembered,
     test_dialog_is_set_replaced_and_closed,
     test_record_file_gives_new_keys_new_ids,

@@ -1,6 +1,6 @@
 """Platform-neutral updates: what the poller queues and the handlers read.
 
-A platform adapter (Telegram today, VK later) turns its raw updates into these frozen dataclasses,
+A platform adapter (Telegram, VK) turns its raw updates into these frozen dataclasses,
 so the queue, the worker and the handlers never depend on one platform's types.
 """
 
@@ -45,6 +45,9 @@ class Event:
     document: Document | None = None
     callback_id: str | None = None
     callback_data: str | None = None
+    # Last, with a default: journal entries and Redis bodies written before VK existed read as
+    # Telegram's. Chat, user and update ids are numbers within one platform (SPEC §6).
+    platform: str = "telegram"
 
     @property
     def command(self) -> str | None:

@@ -1,6 +1,6 @@
 """The seams between the layers: small Protocols with one implementation each today.
 
-- ``Platform``: the messaging platform's client (Telegram now; VK bots later).
+- ``Platform``: a messaging platform's client (Telegram, VK communities).
 - ``UpdateQueue``: where the poller leaves updates for the workers (in-process and journaled, or
   Redis Streams for several worker processes); ``Journal``: the in-process queue's durable half.
 - ``StateStore``: what the bot remembers (SQLite by default, memory for tests, Redis).
@@ -20,6 +20,16 @@ from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
 class Platform(Protocol):
     """A messaging platform's client, as the poller and the handlers use it."""
 
+    name: str  # "telegram", "vk": what ``Event.platform`` says of the events it returns
+
+    async def start(self) -> None:
+        """Check the credentials and prepare polling; raise ``errors.StartupError`` (one line)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the HTTP session."""
+        ...
+
     async def get_updates(self, offset: int | None, timeout_s: int, limit: int = 100) -> UpdateBatch:
         """Long-poll for up to ``limit`` updates after ``offset`` (the only call that may be slow)."""
         ...
@@ -33,7 +43,7 @@ class Platform(Protocol):
     async def edit_text(
         self, chat_id: int, message_id: int, text: str, *, buttons: Keyboard | None = None
     ) -> bool:
-        """Replace a message's text (and buttons); False if Telegram would not edit it."""
+        """Replace a message's text (and buttons); False if the platform would not edit it."""
         ...
 
     async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
@@ -239,6 +249,14 @@ class StateStore(Protocol):
         Returns the page, whether more entries lie beyond it in the direction paged (older for
         ``before`` and the first page, newer for ``after``), and the total.
         """
+        ...
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading (VK's long-poll ``ts``), if it was saved."""
+        ...
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position (durable when this returns)."""
         ...
 
 

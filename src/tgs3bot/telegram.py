@@ -77,6 +77,8 @@ DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=
 class TelegramPlatform:
     """The Bot API client the poller and the handlers use (see ``interfaces.Platform``)."""
 
+    name = "telegram"
+
     def __init__(
         self,
         token: str,

@@ -24,6 +24,7 @@ class MemoryState:
         self._files: dict[int, SavedFile] = {}
         self._ids_by_key: dict[str, int] = {}
         self._next_id = itertools.count(1)
+        self._cursors: dict[str, str] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -110,3 +111,11 @@ class MemoryState:
         if page is not None:
             entries = [f for f in entries if (f.saved_at, f.id) < page[1]]
         return entries[:limit], len(entries) > limit, total
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        return self._cursors.get(platform)
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position."""
+        self._cursors[platform] = value

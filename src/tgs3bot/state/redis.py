@@ -6,6 +6,7 @@ Keys, all under the prefix (``tgs3bot:`` by default):
   each process remembers the greeted chats it has seen (``GREETED_CACHE_SIZE`` at most), and asks
   Redis only about the others: a remembered True cannot go stale; False is never remembered.
 - ``dialogs``: HASH chat id → the open dialog as JSON.
+- ``cursor:{platform}``: where the platform's poller stopped reading (VK's long-poll ``ts``).
 - ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
 - ``file:{id}``: HASH of one index entry (key, owner_id, chat_id, size, saved_at).
@@ -247,6 +248,15 @@ class RedisState:
         total, more, *rows = await self._run("list", *args)
         files = [_saved_file(row) for row in rows if row[1] is not None]
         return (files[::-1] if after is not None else files), bool(more), int(total)
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        value = await self.client.get(f"{self.prefix}cursor:{platform}")
+        return None if value is None else text(value)
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position."""
+        await self.client.set(f"{self.prefix}cursor:{platform}", value)
 
 
 def _saved_file(row: list[Any]) -> SavedFile:

@@ -26,6 +26,7 @@ from tgs3bot.state.sqlite_batch import WriteBatch
 from tgs3bot.state.sqlite_schema import (
     CHAT_CACHE_LIMIT,
     COUNT_FILES_SQL,
+    GET_CURSOR_SQL,
     GET_FILE_SQL,
     HANDLED_RETENTION_S,
     LIST_FILES_SQL,
@@ -36,6 +37,7 @@ from tgs3bot.state.sqlite_schema import (
     PRUNE_INTERVAL_S,
     RECENT_HANDLED_LIMIT,
     RECORD_FILE_SQL,
+    SET_CURSOR_SQL,
     configure,
     migrate,
 )
@@ -280,6 +282,15 @@ class SqliteState:
             counts = list(await db.execute_fetchall(count_sql, owner))
         files = [_saved_file(row) for row in rows[:limit]]
         return (files[::-1] if after is not None else files), len(rows) > limit, int(counts[0][0])
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        row = await self._fetchone(GET_CURSOR_SQL, (platform,))
+        return None if row is None else str(row[0])
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position (committed when this returns)."""
+        await self._write(SET_CURSOR_SQL, (platform, value))
 
 
 @dataclasses.dataclass(slots=True)

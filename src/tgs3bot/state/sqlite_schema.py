@@ -1,6 +1,6 @@
 """The SQLite state file's schema, its migrations and the queries ``SqliteState`` runs.
 
-What the file holds (schema version 2, kept in ``PRAGMA user_version``):
+What the file holds (schema version 3, kept in ``PRAGMA user_version``):
 
 - ``greeted(chat_id)``: chats that have had the greeting.
 - ``handled(update_id, at)``: updates already handled, so a redelivered one is skipped; rows older
@@ -10,6 +10,8 @@ What the file holds (schema version 2, kept in ``PRAGMA user_version``):
   with an index for each listing order (one owner's files, everyone's), newest first.
 - ``journal(seq, update_id, chat_id, body)`` (v2): updates taken from the platform and not yet
   handled, in the order they were taken (``seq``), each as its JSON form (``events.to_json``).
+- ``cursors(platform, value)`` (v3): where a platform's poller stopped reading (VK's long-poll
+  ``ts``), saved once the batch read before it is journaled.
 """
 
 from __future__ import annotations
@@ -100,9 +102,16 @@ JOURNAL_REMOVE_SQL = "DELETE FROM journal WHERE update_id = ?"
 JOURNAL_ALL_SQL = "SELECT seq, body FROM journal ORDER BY seq"
 JOURNAL_CHAT_SQL = "SELECT seq, body FROM journal WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 
+SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS cursors (platform TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+GET_CURSOR_SQL = "SELECT value FROM cursors WHERE platform = ?"
+SET_CURSOR_SQL = """INSERT INTO cursors (platform, value) VALUES (?, ?)
+    ON CONFLICT (platform) DO UPDATE SET value = excluded.value"""
+
 
 # MIGRATIONS[n] takes a file from schema version n to n + 1; a new version appends a script.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
