@@ -202,6 +202,16 @@ async def test_failed_1_takes_the_new_ts(vk: FakeVk, platform: VkPlatform) -> No
     assert (batch.events, batch.next_offset) == ((), vk.ts)
 
 
+async def test_cursor_older_than_vk_history(vk: FakeVk, make_platform: MakePlatform) -> None:
+    """After an outage longer than VK keeps history, the saved cursor gets failed 1: go on from VK's ts."""
+    state = MemoryState()
+    await (await make_platform(state=state)).get_updates(None, timeout_s=0)  # saves the cursor
+    vk.send_message(USER, "sent while the bot was down")
+    vk.forget_history()
+    batch = await (await make_platform(state=state)).get_updates(None, timeout_s=0)
+    assert (batch.events, batch.next_offset) == ((), vk.ts)
+
+
 async def test_failed_2_takes_a_new_key_and_keeps_the_ts(vk: FakeVk, platform: VkPlatform) -> None:
     """failed 2 (key expired): a new server from VK, the same ts, and the next poll gets the events."""
     first = await platform.get_updates(None, timeout_s=0)
