@@ -231,7 +231,11 @@ class VkPlatform:
 
     async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         """``messages.sendMessageEventAnswer``: stop the button's spinner, ``text`` as a snackbar."""
-        event_id, user_id, peer_id = vk_events.parse_callback_id(callback_id)
+        try:
+            event_id, user_id, peer_id = vk_events.parse_callback_id(callback_id)
+        except ValueError:
+            log.warning("callback_id_unreadable")  # not one VkPlatform made: nothing to answer
+            return
         params: dict[str, object] = {"event_id": event_id, "user_id": user_id, "peer_id": peer_id}
         if text:
             params["event_data"] = orjson.dumps(
