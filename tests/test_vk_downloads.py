@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.vk import FakeVk
 from tests.vk_fixtures import MakePlatform, document_of, make_platform, platform, read_all, vk
 from tgs3bot.errors import FileUnavailable, TransferError
+from tgs3bot.events import Document
 from tgs3bot.platforms import vk_files
 from tgs3bot.platforms.vk import VkPlatform
 
@@ -68,3 +69,11 @@ async def test_download_that_cannot_start(vk: FakeVk, platform: VkPlatform) -> N
     with pytest.raises(TransferError) as caught:
         await read_all(platform, document)
     assert caught.value.reason == vk_files.DOWNLOAD_NOT_STARTED
+
+
+async def test_doc_without_a_link(platform: VkPlatform) -> None:
+    """A doc VK gave no http(s) link for is refused with a fixed reason, nothing fetched."""
+    document = Document(file_id="", file_unique_id="1_2", file_name="a", mime_type=None, file_size=1)
+    with pytest.raises(FileUnavailable) as caught:
+        await read_all(platform, document)
+    assert caught.value.reason == vk_files.FILE_WITHOUT_LINK

@@ -154,6 +154,14 @@ async def test_restart_polls_from_the_cursor_and_gets_the_same_ids(
     assert len({e.update_id for e in again.events}) == 2
 
 
+async def test_malformed_update_is_skipped(vk: FakeVk, platform: VkPlatform) -> None:
+    """An update VK sent malformed is skipped; the rest of the batch comes through."""
+    vk.add_event("message_new", {"message": {"text": "no peer"}})
+    vk.send_message(USER, "fine")
+    batch = await platform.get_updates(None, timeout_s=0)
+    assert [e.text for e in batch.events] == ["fine"]
+
+
 async def test_failed_1_takes_the_new_ts(vk: FakeVk, platform: VkPlatform) -> None:
     """failed 1 (history lost): an empty batch moving to VK's new ts."""
     vk.send_message(USER, "lost")

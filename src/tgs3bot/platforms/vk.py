@@ -15,7 +15,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from itertools import chain
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import structlog
@@ -30,7 +30,7 @@ from tgs3bot.errors import (
     Unauthorized,
     Undeliverable,
 )
-from tgs3bot.events import Document, Keyboard, UpdateBatch
+from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
 from tgs3bot.platforms import vk_events, vk_files
 from tgs3bot.platforms.vk_api import (
     API_VERSION,
@@ -158,7 +158,7 @@ class VkPlatform:
             return await self._recover(answer, ts)
         if answer.ts is None:
             raise TransientError("VK long poll answered no ts")
-        events = tuple(chain.from_iterable(vk_events.to_events(update) for update in answer.updates))
+        events = tuple(chain.from_iterable(map(_events_of, answer.updates)))
         return UpdateBatch(events=events, next_offset=int(answer.ts))
 
     async def _recover(self, answer: LongPollAnswer, ts: str) -> UpdateBatch:
@@ -273,6 +273,15 @@ class VkPlatform:
                     "vk_retry", method=method, attempt=attempt, delay_s=round(delay, 2), error=str(exc)
                 )
                 await asyncio.sleep(delay)
+
+
+def _events_of(update: dict[str, Any]) -> tuple[Event, ...]:
+    """The update's events; one VK sent malformed is logged and skipped, never the poller's end."""
+    try:
+        return vk_events.to_events(update)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("vk_update_unreadable", type=update.get("type"), error=f"{type(exc).__name__}: {exc}")
+        return ()
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -50,7 +50,7 @@ async def open_doc(
     """
     if document.file_size is not None and document.file_size > limit:
         raise FileUnavailable(file_too_big(limit))
-    if not document.file_id:
+    if not document.file_id.startswith(("https://", "http://")):
         raise FileUnavailable(FILE_WITHOUT_LINK)
     try:
         response = await http.get(document.file_id, timeout=DOWNLOAD_TIMEOUT)
