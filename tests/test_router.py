@@ -44,10 +44,11 @@ async def route(
 ) -> str:
     state = MemoryState()
     if greeted:
-        await state.mark_greeted(event.chat_id)
+        await state.mark_greeted("telegram", event.chat_id)
     if dialog:
-        await state.set_dialog(event.chat_id, Dialog(kind="rename", file_id=1, started_at=0.0))
-    ctx = Context(platform=None, storage=None, state=state, policy=Policy(allowed_users=allowed))  # type: ignore[arg-type]
+        await state.set_dialog("telegram", event.chat_id, Dialog(kind="rename", file_id=1, started_at=0.0))
+    policy = Policy(allowed_users=frozenset(("telegram", user) for user in allowed))
+    ctx = Context(platform=None, storage=None, state=state, policy=policy)  # type: ignore[arg-type]
     chosen = await build_router().route_for(ctx, event)
     assert chosen is not None
     return chosen.name

@@ -57,16 +57,16 @@ class Worker:
         """Handle one event inside its log context; errors end here, with one outcome line."""
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
-            update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
+            platform=event.platform, update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
         ):
             route, outcome, answered = "none", "ok", False
             try:
-                if await self._ctx.state.is_handled(event.update_id):
+                if await self._ctx.state.is_handled(event.platform, event.update_id):
                     outcome = "duplicate"  # redelivered after a crash or a restart: answered already
                 else:
                     route = await self._router.dispatch(self._ctx, event)
                     answered = True
-                    await self._ctx.state.mark_handled(event.update_id)
+                    await self._ctx.state.mark_handled(event.platform, event.update_id)
             except Exception:
                 # Not marked handled: a redelivery (after a crash) gets another chance.
                 outcome = "error"

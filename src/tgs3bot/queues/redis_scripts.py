@@ -159,9 +159,10 @@ SCRIPTS = {
 }
 
 
-def chat_of(fields: Mapping[Any, Any]) -> int:
-    """The chat id of a turn's stream entry (whether or not the client decodes responses)."""
-    return int(fields.get("chat") or fields[b"chat"])
+def chat_of(fields: Mapping[Any, Any]) -> str:
+    """The chat of a turn's stream entry, ``redis_client.scoped`` (decoded or not by the client)."""
+    chat = fields.get("chat") or fields[b"chat"]
+    return chat.decode() if isinstance(chat, bytes) else str(chat)
 
 
 def body_of(fields: Mapping[Any, Any]) -> str:
@@ -170,8 +171,8 @@ def body_of(fields: Mapping[Any, Any]) -> str:
     return "" if body is None else (body.decode() if isinstance(body, bytes) else body)
 
 
-def first_entry(reply: Any) -> tuple[str, int, str] | None:
-    """(turn id, chat id, body) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
+def first_entry(reply: Any) -> tuple[str, str, str] | None:
+    """(turn id, chat, body) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
     if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
         batches = [entries for groups in reply.values() for entries in groups]
     else:  # RESP2: [[stream, [(id, fields), ...]]]

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tgs3bot.config import MiB
 from tgs3bot.errors import StartupError, TransferError
-from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
+from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
 from tgs3bot.storage.parts import PartBuffers, PartReader
 
 if TYPE_CHECKING:
