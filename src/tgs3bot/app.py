@@ -35,10 +35,10 @@ from tgs3bot.context import Context, Policy
 from tgs3bot.errors import FatalPollingError, PlatformError
 from tgs3bot.interfaces import Platform, StateStore, UpdateQueue
 from tgs3bot.localfiles import LocalFiles
+from tgs3bot.platforms.telegram import TelegramPlatform
 from tgs3bot.poller import POLL_TIMEOUT_S, Poller
 from tgs3bot.router import build_router
 from tgs3bot.storage import S3Storage
-from tgs3bot.telegram import TelegramPlatform
 from tgs3bot.utils import log_exceptions
 from tgs3bot.worker import Worker
 
