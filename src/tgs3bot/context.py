@@ -44,6 +44,7 @@ class Policy:
 
     allowed_users: frozenset[UserKey] = frozenset()
     download_limit: int = 20 * 1024 * 1024
+    platform_title: str = "Telegram"  # who sets ``download_limit``, as the refusal names it
 
     @property
     def open_bot(self) -> bool:

@@ -46,6 +46,11 @@ def event_keys(event: Event) -> tuple[str, str]:
     return scoped(event.platform, event.update_id), scoped(event.platform, event.chat_id)
 
 
+def lease_key(platform: str) -> str:
+    """The name of the platform's poller lease, without the prefix (``lease.PollerLease``)."""
+    return "poller-lease" if platform == TELEGRAM else f"poller-lease:{platform}"
+
+
 def unscoped(value: str) -> tuple[str, int]:
     """(platform, id) from what ``scoped`` wrote."""
     platform, _, number = value.rpartition(":")

@@ -68,10 +68,11 @@ class Save:
         return saved
 
     def _check_size(self) -> None:
-        limit, size = self._ctx.policy.download_limit, self._document.file_size
-        if size is not None and size > limit:
+        policy, size = self._ctx.policy, self._document.file_size
+        if size is not None and size > policy.download_limit:
             raise TransferError(
-                f"the file is {human_size(size)}, and Telegram lets bots download at most {human_size(limit)}"
+                f"the file is {human_size(size)}, and {policy.platform_title} lets bots download "
+                f"at most {human_size(policy.download_limit)}"
             )
 
     async def _transfer(self, meter: TransferMeter) -> Saved:

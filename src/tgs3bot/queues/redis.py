@@ -3,7 +3,7 @@
 ``ChatQueue``'s design (a ready queue of chats, a lane of events per chat) across processes. Keys:
 
 - ``lane:{chat}``: LIST of the chat's events in order; the head is in progress, or next. Redis
-  deletes the list when its last event is done. ``{chat}`` and ``{update}``: ``redis_client.scoped``.
+  deletes the list when its last event is done. ``{chat}``, ``{update}``: ``redis_client.scoped``.
 - ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*: ``chat``, and ``body``,
   the lane's head, so a get needs no LINDEX but for an older version's entry) per chat with a lane.
   XREADGROUP gives a turn to one consumer; while it is in that consumer's pending list nobody else
@@ -48,7 +48,7 @@ from tgs3bot.errors import LeaseLost
 from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
-from tgs3bot.redis_client import BLOCK_CAP_S, event_keys, open_client, text
+from tgs3bot.redis_client import BLOCK_CAP_S, event_keys, lease_key, open_client, text
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 from tgs3bot.utils import log_exceptions
 
@@ -155,13 +155,12 @@ class RedisQueue:
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def put_batch(self, events: Sequence[Event]) -> None:
-        """Queue one poll's events in one script; an update queued before is skipped.
-
-        Raises ``LeaseLost`` if the queue has a lease token and the poller lease does not hold it.
-        """
+        """Queue one poll's events (one platform's) in one script; an update queued before is skipped,
+        and ``LeaseLost`` raised if the queue has a lease token its platform's lease does not hold."""
         if not events:
             return
-        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or ""]
+        lease = lease_key(events[0].platform)
+        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or "", lease]
         for event in events:
             args += [*event_keys(event), to_json(event)]
         try:
