@@ -33,8 +33,8 @@ async def test_send_text_with_reply_and_buttons(vk: FakeVk, platform: VkPlatform
     sent = vk.message(USER, cmid)
     assert (sent.text, sent.reply_to) == ("[document] ok", user_message["conversation_message_id"])
     assert sent.keyboard is not None
-    labels = [b["action"]["label"] for b in sent.keyboard["buttons"][0]]
-    assert labels == ["✏️ Rename", "Keep this name"]
+    assert sent.buttons() == {"✏️ Rename": "rn:1", "Keep this name": "kp:1"}
+    assert vk.last_message(USER, "[document]").button_data("Rename") == "rn:1"
     assert await platform.edit_text(USER, cmid, "50 %") is True
     assert vk.chat_view(USER) == ["50 %"]
     assert await platform.edit_text(USER, cmid + 100, "nowhere") is False

@@ -162,6 +162,45 @@ class FakeVk(VkCommunity):
         error["request_params"] = [{"key": "method", "value": method}, {"key": "v", "value": "5.199"}]
         return web.json_response({"error": error})
 
+    def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
+        handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "groups.getById": self._get_by_id,
+            "groups.getLongPollSettings": self._long_poll_settings,
+            "groups.getLongPollServer": self._long_poll_server,
+            "messages.send": self._send,
+            "messages.edit": self._edit,
+            "messages.sendMessageEventAnswer": lambda p: 1,
+        }
+        if method not in handlers:
+            raise VkError(3)  # "Unknown method passed"
+        try:
+            return handlers[method](params)
+        except (KeyError, ValueError, TypeError):
+            raise VkError(100) from None
+
+    def _get_by_id(self, params: dict[str, Any]) -> Json:
+        group_id = int(params.get("group_id") or params.get("group_ids") or self.token_group_id)
+        group = {"id": group_id, "name": f"Community {group_id}", "screen_name": f"club{group_id}"}
+        return {"groups": [group | {"type": "group", "is_closed": 0}], "profiles": []}
+
+    def _own_group(self, params: dict[str, Any]) -> None:
+        if int(params["group_id"]) != self.token_group_id:
+            raise VkError(15)
+
+    def _long_poll_settings(self, params: dict[str, Any]) -> Json:
+        self._own_group(params)
+        return {
+            "is_enabled": self.long_poll_enabled,
+            "api_version": self.long_poll_version,
+            "events": self.long_poll_events,
+        }
+
+    def _long_poll_server(self, params: dict[str, Any]) -> Json:
+        self._own_group(params)
+        if not self.long_poll_enabled:
+            raise VkError(100)
+        return {"key": self._key, "server": f"{self.base_url}/lp", "ts": str(self.ts)}
+
     # -- HTTP: long poll and downloads ---------------------------------------------------------
 
     async def _long_poll(self, request: web.Request) -> web.Response:

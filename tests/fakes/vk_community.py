@@ -10,7 +10,7 @@ import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,6 +58,18 @@ class VkMessage:
     keyboard: Json | None
     reply_to: int | None
     edits: list[str] = field(default_factory=list)
+
+    def buttons(self) -> dict[str, str]:
+        """The message's callback buttons now: label → the data its payload carries (``{"d": …}``)."""
+        rows = (self.keyboard or {}).get("buttons", [])
+        actions = [button["action"] for row in rows for button in row]
+        return {a["label"]: json.loads(a["payload"]).get("d") for a in actions}
+
+    def button_data(self, word: str) -> str:
+        """The data of the one button whose label contains ``word``."""
+        found = [data for label, data in self.buttons().items() if word in label]
+        assert len(found) == 1, f"one {word!r} button expected, got {self.buttons()!r}"
+        return found[0]
 
 
 class VkError(Exception):
@@ -198,50 +210,15 @@ class VkCommunity:
         """The current texts (after edits) of the bot's messages to ``peer_id``."""
         return [m.edits[-1] if m.edits else m.text for m in self.messages if m.peer_id == peer_id]
 
+    def last_message(self, peer_id: int, marker: str = "") -> VkMessage:
+        """The bot's latest message to ``peer_id`` whose first text contains ``marker``."""
+        return next(m for m in reversed(self.messages) if m.peer_id == peer_id and marker in m.text)
+
     def message(self, peer_id: int, cmid: int) -> VkMessage:
         """The bot's message ``cmid`` in ``peer_id``."""
         return next(m for m in self.messages if (m.peer_id, m.conversation_message_id) == (peer_id, cmid))
 
     # -- methods -------------------------------------------------------------------------------
-
-    def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
-        handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "groups.getById": self._get_by_id,
-            "groups.getLongPollSettings": self._long_poll_settings,
-            "groups.getLongPollServer": self._long_poll_server,
-            "messages.send": self._send,
-            "messages.edit": self._edit,
-            "messages.sendMessageEventAnswer": lambda p: 1,
-        }
-        if method not in handlers:
-            raise VkError(3)  # "Unknown method passed"
-        try:
-            return handlers[method](params)
-        except (KeyError, ValueError, TypeError):
-            raise VkError(100) from None
-
-    def _get_by_id(self, params: dict[str, Any]) -> Json:
-        group_id = int(params.get("group_id") or params.get("group_ids") or self.token_group_id)
-        group = {"id": group_id, "name": f"Community {group_id}", "screen_name": f"club{group_id}"}
-        return {"groups": [group | {"type": "group", "is_closed": 0}], "profiles": []}
-
-    def _own_group(self, params: dict[str, Any]) -> None:
-        if int(params["group_id"]) != self.token_group_id:
-            raise VkError(15)
-
-    def _long_poll_settings(self, params: dict[str, Any]) -> Json:
-        self._own_group(params)
-        return {
-            "is_enabled": self.long_poll_enabled,
-            "api_version": self.long_poll_version,
-            "events": self.long_poll_events,
-        }
-
-    def _long_poll_server(self, params: dict[str, Any]) -> Json:
-        self._own_group(params)
-        if not self.long_poll_enabled:
-            raise VkError(100)
-        return {"key": self._key, "server": f"{self.base_url}/lp", "ts": str(self.ts)}
 
     def _send(self, params: dict[str, Any]) -> Any:
         random_id = int(params["random_id"])
