@@ -18,7 +18,7 @@ from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.vk import GROUP_ID, FakeVk
 from tests.fakes.vk import TOKEN as VK_TOKEN
 from tests.helpers import greet, no_multipart_uploads, object_body, object_keys, read_object
-from tests.processes import REPLY_TIMEOUT_S, BotProcess, Launch, bot_env, launch, wait_polling
+from tests.processes import REPLY_TIMEOUT_S, TGS3BOT_RUN, BotProcess, Launch, bot_env, launch, wait_polling
 
 pytestmark = pytest.mark.e2e
 __all__ = ["launch", "vk"]  # the fixtures, used by the tests below
@@ -186,3 +186,20 @@ async def test_a_vk_only_bot_needs_no_telegram_token(
     assert telegram.calls == []
     [started] = [r for r in bot.log_records() if r.get("event") == "bot_started"]
     assert started["platforms"] == ["vk"]
+
+
+async def test_with_redis_a_poll_and_a_work_process_serve_both_platforms(
+    launch: Launch, telegram: FakeTelegram, vk: FakeVk, bucket: str, moto_endpoint: str, redis_url: str
+) -> None:
+    """``tgs3bot poll`` polls Telegram and VK (a lease each) into Redis; ``tgs3bot work`` answers both."""
+    env = both_env(telegram, vk, bucket, moto_endpoint, TGS3BOT_REDIS_URL=redis_url)
+    poller = await launch(env, [*TGS3BOT_RUN[:1], "poll"])
+    await wait_polling(telegram, poller)
+    await wait_vk_polling(vk, poller)
+    worker = await launch(env, [*TGS3BOT_RUN[:1], "work"])
+    vk.send_message(USER, "/start")
+    telegram.add_update(updates.message(USER, text="/start"))
+    await vk.wait_for_text(USER, "[greeting]", timeout=REPLY_TIMEOUT_S)
+    await telegram.wait_for_text(USER, "[greeting]", timeout=REPLY_TIMEOUT_S)
+    for process in (poller, worker):
+        await stop_cleanly(process)
