@@ -17,7 +17,7 @@ from tests.fakes import updates
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.vk import GROUP_ID, FakeVk
 from tests.fakes.vk import TOKEN as VK_TOKEN
-from tests.helpers import greet, no_multipart_uploads, object_body, object_keys, read_object
+from tests.helpers import greet, no_multipart_uploads, object_body, object_keys, press_answered, read_object
 from tests.processes import REPLY_TIMEOUT_S, TGS3BOT_RUN, BotProcess, Launch, bot_env, launch, wait_polling
 
 pytestmark = pytest.mark.e2e
@@ -203,3 +203,27 @@ async def test_with_redis_a_poll_and_a_work_process_serve_both_platforms(
     await telegram.wait_for_text(USER, "[greeting]", timeout=REPLY_TIMEOUT_S)
     for process in (poller, worker):
         await stop_cleanly(process)
+
+
+async def test_a_vk_user_renames_by_button_and_a_telegram_user_of_that_number_cannot(
+    launch: Launch, telegram: FakeTelegram, vk: FakeVk, bucket: str, moto_endpoint: str, s3: Any
+) -> None:
+    """Rename works on VK through its callback buttons; the same button data on Telegram is refused."""
+    bot = await start_both(launch, both_env(telegram, vk, bucket, moto_endpoint), telegram, vk)
+    vk.send_message(USER, attachments=[vk_doc(vk, b"draft", "draft.txt")])
+    await vk.wait_for_text(USER, SAVED, timeout=REPLY_TIMEOUT_S)
+    saved = vk.last_message(USER, SAVED)
+    rename = saved.button_data("Rename")
+
+    await greet(telegram, USER)
+    await press_answered(telegram, USER, rename)  # Telegram user 7 is not VK user 7
+    await telegram.wait_for_text(USER, "[document has not been renamed]", timeout=REPLY_TIMEOUT_S)
+
+    vk.press_button(USER, rename, saved.conversation_message_id)
+    await vk.wait_for_text(USER, "Send the new name for «draft.txt»", timeout=REPLY_TIMEOUT_S)
+    vk.send_message(USER, "final.txt")
+    texts = await vk.wait_for_text(USER, "[document has been renamed]", timeout=REPLY_TIMEOUT_S)
+    assert "final.txt" in texts[-1]
+    assert await object_keys(s3, bucket) == ["final.txt"]
+    assert await object_body(s3, bucket, "final.txt") == b"draft"
+    await stop_cleanly(bot)
