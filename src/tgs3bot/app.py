@@ -98,6 +98,7 @@ class App:
                 role=self.role,
                 platforms=[p.name for p in platforms],
                 backend="sqlite" if s.redis_url is None else "redis",
+                # Telegram's @username, for the operator; no other platform has one to log.
                 bot_username=next((u for p in platforms if (u := getattr(p, "username", None))), None),
                 bucket=s.s3_bucket,
                 workers=s.concurrent_workers if worker else 0,
