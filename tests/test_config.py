@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_logs import restore_logging
 from tgs3bot.cli import build_parser, loop_factory, main
 from tgs3bot.config import CLOUD_DOWNLOAD_LIMIT, LOCAL_DOWNLOAD_LIMIT, load_settings
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghijkl"
+__all__ = ["restore_logging"]  # the fixture, used below
 
 
 @pytest.fixture
@@ -123,6 +125,7 @@ def test_vk_alone_is_a_bot_and_its_token_is_hidden(workdir: Path, monkeypatch: p
         ({"TGS3BOT_VK_TOKEN": VK_TOKEN}, "TGS3BOT_VK_GROUP_ID"),
     ],
 )
+@pytest.mark.usefixtures("restore_logging")  # main() configures logging for the process
 def test_a_bot_without_a_platform_does_not_start(
     workdir: Path,
     monkeypatch: pytest.MonkeyPatch,
