@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -38,7 +38,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    telegram_token: SecretStr = Field(description="bot token from @BotFather")
+    telegram_token: SecretStr | None = Field(
+        None, description="bot token from @BotFather (optional once VK is set)"
+    )
     telegram_api_url: str = Field(
         "https://api.telegram.org", description="Bot API base URL (a local Bot API server, a fake)"
     )
@@ -63,9 +65,19 @@ class Settings(BaseSettings):
         "false: always check first, no probe",
     )
     concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
-    queue_size: int = Field(100, ge=1, description="updates taken from Telegram and not yet handled")
+    queue_size: int = Field(100, ge=1, description="updates taken from the platforms and not yet handled")
     allowed_users: Annotated[frozenset[int], NoDecode] = Field(
-        frozenset(), description="comma-separated user ids allowed to use the bot; empty: everyone"
+        frozenset(),
+        description="comma-separated Telegram user ids allowed to use the bot; "
+        "empty here and in TGS3BOT_VK_ALLOWED_USERS: everyone",
+    )
+    vk_token: SecretStr | None = Field(None, description="VK community token (Bots Long Poll API)")
+    vk_group_id: int | None = Field(None, gt=0, description="the VK community's id (with TGS3BOT_VK_TOKEN)")
+    vk_api_url: str = Field("https://api.vk.com/method", description="VK API base URL (a fake, a proxy)")
+    vk_allowed_users: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(),
+        description="comma-separated VK user ids allowed to use the bot; one allowlist set anywhere "
+        "closes the bot on every platform",
     )
     state_path: Path = Field(Path("tgs3bot-state.sqlite3"), description="SQLite file of the state")
     shutdown_timeout: float = Field(30.0, gt=0, description="seconds to finish queued work on SIGTERM")
@@ -99,7 +111,7 @@ class Settings(BaseSettings):
         description="uvloop (where installed, as it is by default on Linux and macOS) or asyncio's own",
     )
 
-    @field_validator("allowed_users", mode="before")
+    @field_validator("allowed_users", "vk_allowed_users", mode="before")
     @classmethod
     def _split_user_ids(cls, value: Any) -> Any:
         # pydantic-settings would parse a list from the environment as JSON; operators write "1,2".
@@ -121,6 +133,31 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _some_platform(self) -> Self:
+        if self.telegram_token is None and self.vk_token is None:
+            raise ValueError(
+                "no platform is set: the Telegram bot token (TGS3BOT_TELEGRAM_TOKEN), "
+                "or the VK community token (TGS3BOT_VK_TOKEN), or both"
+            )
+        if self.vk_token is not None and self.vk_group_id is None:
+            raise ValueError("the VK community token needs its community's id (TGS3BOT_VK_GROUP_ID)")
+        return self
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms this bot serves, by name."""
+        return tuple(
+            name for name, token in (("telegram", self.telegram_token), ("vk", self.vk_token)) if token
+        )
+
+    @property
+    def allowed(self) -> frozenset[tuple[str, int]]:
+        """Every platform's allowlist as (platform, user id); empty: an open bot."""
+        return frozenset(("telegram", user) for user in self.allowed_users) | frozenset(
+            ("vk", user) for user in self.vk_allowed_users
+        )
 
     @property
     def download_limit(self) -> int:

@@ -84,7 +84,7 @@ async def start_monitoring(stack: AsyncExitStack, settings: Settings, role: Role
 
 
 def watch(
-    poller: asyncio.Task[None] | None,
+    pollers: Sequence[asyncio.Task[None]],
     workers: Sequence[asyncio.Task[None]],
     backends: Backends,
     stopping: asyncio.Event,
@@ -93,13 +93,12 @@ def watch(
     if metrics.current() is None:
         return
     ping = None
-    if backends.lease is not None:  # Redis: imported here, as in ``backends``
+    if backends.leases:  # Redis: imported here, as in ``backends``
         from tgs3bot.state.redis import RedisState
 
         if isinstance(backends.state, RedisState):
             ping = backends.state.client.ping
-    pollers = [poller] if poller is not None else []
-    metrics.watch(Watched(pollers, workers, backends.queue, stopping, ping))
+    metrics.watch(Watched(list(pollers), workers, backends.queue, stopping, ping))
 
 
 def _metrics_handler(m: Metrics) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
