@@ -30,7 +30,8 @@ from tgs3bot.state.redis import RedisState, handled_key
 DEADLINE_S = 30.0  # generous: the machine may be busy
 CHAT = 7
 SEEDED = 900_001  # far above the fake Bot API's update ids (they start at 1000)
-HANDLED = handled_key("tgs3bot:", SEEDED)
+TG, VK = "telegram", "vk"
+HANDLED = handled_key("tgs3bot:", TG, SEEDED)
 
 
 @pytest.fixture
@@ -64,13 +65,13 @@ async def test_a_first_delivery_needs_no_round_trip_for_its_handled_id(
         await queue.put_batch([make_event(1, chat_id=1)])
         event = await asyncio.wait_for(queue.get(), DEADLINE_S)
         before = await commands_run(raw)
-        assert not await state.is_handled(1)
-        await state.mark_handled(1)
+        assert not await state.is_handled(TG, 1)
+        await state.mark_handled(TG, 1)
         assert await commands_run(raw) == before
-        assert not await raw.exists(handled_key("tgs3bot:", 1))
+        assert not await raw.exists(handled_key("tgs3bot:", TG, 1))
         await queue.task_done(event)
-        assert await raw.ttl(handled_key("tgs3bot:", 1)) > 0
-        assert await state.is_handled(1)  # not held any more: asked of Redis
+        assert await raw.ttl(handled_key("tgs3bot:", TG, 1)) > 0
+        assert await state.is_handled(TG, 1)  # not held any more: asked of Redis
 
 
 async def test_a_handled_mark_left_to_a_done_that_never_came_is_written_on_close(
@@ -81,8 +82,8 @@ async def test_a_handled_mark_left_to_a_done_that_never_came_is_written_on_close
         queue, state = await linked(stack, redis_url)
         await queue.put_batch([make_event(1, chat_id=1)])
         await asyncio.wait_for(queue.get(), DEADLINE_S)
-        await state.mark_handled(1)
-    assert await raw.exists(handled_key("tgs3bot:", 1))
+        await state.mark_handled(TG, 1)
+    assert await raw.exists(handled_key("tgs3bot:", TG, 1))
     assert not await raw.exists("tgs3bot:lane:1")
     assert await raw.xlen("tgs3bot:ready") == 0
 
@@ -95,8 +96,8 @@ async def test_marks_are_written_at_once_while_draining(redis_url: str, raw: aio
         event = await asyncio.wait_for(queue.get(), DEADLINE_S)
         draining = asyncio.create_task(queue.drain())
         await asyncio.sleep(0)  # the drain has begun
-        await state.mark_handled(1)
-        assert await raw.exists(handled_key("tgs3bot:", 1))
+        await state.mark_handled(TG, 1)
+        assert await raw.exists(handled_key("tgs3bot:", TG, 1))
         await queue.task_done(event)
         await asyncio.wait_for(draining, DEADLINE_S)
 
@@ -109,32 +110,91 @@ async def test_a_turn_taken_by_done_brings_its_chats_greeting_and_dialog(
     dialog = Dialog(RENAME, file_id=3, started_at=1.5)
     async with AsyncExitStack() as stack:
         queue, state = await linked(stack, redis_url)
-        await state.set_dialog(2, dialog)
+        await state.set_dialog(TG, 2, dialog)
         await raw.sadd("tgs3bot:greeted", 2)
         await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2), make_event(3, chat_id=3)])
         await queue.task_done(await asyncio.wait_for(queue.get(), DEADLINE_S))  # takes chat 2's turn
         second = await asyncio.wait_for(queue.get(), DEADLINE_S)
         assert second.chat_id == 2
         before = await commands_run(raw)
-        assert (await state.get_dialog(2), await state.is_greeted(2)) == (dialog, True)
+        assert (await state.get_dialog(TG, 2), await state.is_greeted(TG, 2)) == (dialog, True)
         assert await commands_run(raw) == before
-        await state.set_dialog(2, None)
-        assert await state.get_dialog(2) is None
+        await state.set_dialog(TG, 2, None)
+        assert await state.get_dialog(TG, 2) is None
         assert await commands_run(raw) == before + 1  # the HDEL alone
         await queue.task_done(second)  # takes chat 3's turn
         third = await asyncio.wait_for(queue.get(), DEADLINE_S)
         before = await commands_run(raw)
-        assert (await state.get_dialog(3), await state.is_greeted(3)) == (None, False)
+        assert (await state.get_dialog(TG, 3), await state.is_greeted(TG, 3)) == (None, False)
         assert await commands_run(raw) == before
         await queue.task_done(third)
 
 
 async def test_an_update_already_handled_is_not_queued(redis_url: str, raw: aioredis.Redis) -> None:
     """put_batch skips an update whose handled mark exists (even if its seen key is gone)."""
-    await raw.set(handled_key("tgs3bot:", 1), "1")
+    await raw.set(handled_key("tgs3bot:", TG, 1), "1")
     async with RedisQueue(redis_url, queue_size=10) as queue:
         await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=1)])
         assert (await asyncio.wait_for(queue.get(), DEADLINE_S)).update_id == 2
+
+
+async def test_a_vk_and_a_telegram_chat_of_one_number_bring_their_own_state_and_marks(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """VK update 7 in VK chat 5 and Telegram update 7 in Telegram chat 5, both held from turns done
+    took: each brings its own chat's greeting and dialog, a dialog changed on one stays off the
+    other, and each done writes its own platform's handled mark (SPEC §6)."""
+    tg_dialog, vk_dialog = (
+        Dialog(RENAME, file_id=3, started_at=1.5),
+        Dialog(RENAME, file_id=4, started_at=2.5),
+    )
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        await state.set_dialog(TG, 5, tg_dialog)
+        await state.mark_greeted(TG, 5)
+        vk, tg = make_event(7, chat_id=5, platform=VK), make_event(7, chat_id=5)
+        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2), vk, tg])
+        first, second = [await asyncio.wait_for(queue.get(), DEADLINE_S) for _ in range(2)]
+        await queue.task_done(first)  # takes VK chat 5's turn
+        await queue.task_done(second)  # takes Telegram chat 5's turn
+        held = {(await asyncio.wait_for(queue.get(), DEADLINE_S)).platform for _ in range(2)}
+        assert held == {VK, TG}
+        before = await commands_run(raw)
+        assert (await state.get_dialog(VK, 5), await state.is_greeted(VK, 5)) == (None, False)
+        assert (await state.get_dialog(TG, 5), await state.is_greeted(TG, 5)) == (tg_dialog, True)
+        assert not await state.is_handled(VK, 7) and not await state.is_handled(TG, 7)
+        await state.mark_handled(VK, 7)
+        assert await commands_run(raw) == before
+        await state.set_dialog(VK, 5, vk_dialog)
+        assert (await state.get_dialog(VK, 5), await state.get_dialog(TG, 5)) == (vk_dialog, tg_dialog)
+        assert sorted(await raw.hkeys("tgs3bot:dialogs")) == ["5", "vk:5"]
+        await queue.task_done(vk)
+        assert await raw.exists(handled_key("tgs3bot:", VK, 7), handled_key("tgs3bot:", TG, 7)) == 1
+        assert await raw.exists("tgs3bot:handled:vk:7")  # the key names themselves
+        assert await state.is_handled(VK, 7) and not await state.is_handled(TG, 7)
+        await state.mark_handled(TG, 7)
+        await queue.task_done(tg)
+        assert await raw.exists("tgs3bot:handled:7", "tgs3bot:handled:vk:7") == 2
+        assert await raw.smembers("tgs3bot:greeted") == {"5"}
+
+
+async def test_a_handled_telegram_update_neither_skips_nor_answers_for_the_vk_update_of_its_number(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """put_batch skips Telegram update 7 (marked handled) and queues VK update 7; while that one is
+    held from a fresh turn, Telegram update 7 is still looked up in Redis (and found handled)."""
+    await raw.set(handled_key("tgs3bot:", TG, 7), "1")
+    async with AsyncExitStack() as stack:
+        queue, state = await linked(stack, redis_url)
+        vk = make_event(7, chat_id=5, platform=VK)
+        await queue.put_batch([vk, make_event(7, chat_id=5)])
+        assert await queue.counts() == (1, 0)
+        assert await asyncio.wait_for(queue.get(), DEADLINE_S) == vk
+        before = await commands_run(raw)
+        assert not await state.is_handled(VK, 7)  # a first delivery: no round trip
+        assert await commands_run(raw) == before
+        assert await state.is_handled(TG, 7)  # not held here: asked of Redis
+        await queue.task_done(vk)
 
 
 async def answered_once_after(telegram: FakeTelegram, bot: RunningBot) -> list[str]:
@@ -185,7 +245,7 @@ async def test_a_turn_handed_back_after_its_update_was_handled_is_not_answered_a
         await asyncio.wait_for(queue.get(), DEADLINE_S)
         draining = asyncio.create_task(queue.drain())
         await asyncio.sleep(0)  # the drain has begun
-        await state.mark_handled(SEEDED)
+        await state.mark_handled(TG, SEEDED)
         draining.cancel()
         with suppress(asyncio.CancelledError):
             await draining

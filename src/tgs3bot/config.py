@@ -9,15 +9,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 CLOUD_DOWNLOAD_LIMIT = 20 * MiB  # getFile refuses bigger files on the cloud Bot API
 LOCAL_DOWNLOAD_LIMIT = 2000 * 1000 * 1000  # the local Bot API server's limit ("2000 MB")
+# TGS3BOT_S3_CONDITIONAL_WRITES: "auto" probes the store at start (storage.probe).
+ConditionalWrites = Literal["auto"] | bool
+_CONDITIONAL_WRITES_WORDS: dict[str, ConditionalWrites] = {
+    "auto": "auto",
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
 
 
 class Settings(BaseSettings):
@@ -31,7 +38,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    telegram_token: SecretStr = Field(description="bot token from @BotFather")
+    telegram_token: SecretStr | None = Field(
+        None, description="bot token from @BotFather (optional once VK is set)"
+    )
     telegram_api_url: str = Field(
         "https://api.telegram.org", description="Bot API base URL (a local Bot API server, a fake)"
     )
@@ -49,15 +58,26 @@ class Settings(BaseSettings):
     s3_bucket: str = Field(min_length=1, description="bucket the documents are saved into")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, any S3)")
     s3_region: str | None = Field(None, description="S3 region (default: the AWS chain)")
-    s3_conditional_writes: bool = Field(
-        True,
-        description="put files under 8 MiB with If-None-Match: * (one request, not a name check and a put); "
-        "false for an S3-compatible store without conditional writes",
+    s3_conditional_writes: ConditionalWrites = Field(
+        "auto",
+        description="auto: probe at start whether the store honours If-None-Match (files under 8 MiB are "
+        "then put with it, one request; else each name is checked first); true: rely on it, no probe; "
+        "false: always check first, no probe",
     )
     concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
-    queue_size: int = Field(100, ge=1, description="updates taken from Telegram and not yet handled")
+    queue_size: int = Field(100, ge=1, description="updates taken from the platforms and not yet handled")
     allowed_users: Annotated[frozenset[int], NoDecode] = Field(
-        frozenset(), description="comma-separated user ids allowed to use the bot; empty: everyone"
+        frozenset(),
+        description="comma-separated Telegram user ids allowed to use the bot; "
+        "empty here and in TGS3BOT_VK_ALLOWED_USERS: everyone",
+    )
+    vk_token: SecretStr | None = Field(None, description="VK community token (Bots Long Poll API)")
+    vk_group_id: int | None = Field(None, gt=0, description="the VK community's id (with TGS3BOT_VK_TOKEN)")
+    vk_api_url: str = Field("https://api.vk.com/method", description="VK API base URL (a fake, a proxy)")
+    vk_allowed_users: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(),
+        description="comma-separated VK user ids allowed to use the bot; one allowlist set anywhere "
+        "closes the bot on every platform",
     )
     state_path: Path = Field(Path("tgs3bot-state.sqlite3"), description="SQLite file of the state")
     shutdown_timeout: float = Field(30.0, gt=0, description="seconds to finish queued work on SIGTERM")
@@ -76,12 +96,22 @@ class Settings(BaseSettings):
     redis_claim_idle_s: float = Field(
         60.0, gt=0, description="seconds before a dead worker's update is taken over by another"
     )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics and /healthz on this port; unset: off"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the metrics server listens on (0.0.0.0 in a container, so others reach it)",
+    )
+    health_max_poll_failure_s: float = Field(
+        60.0, ge=0, description="seconds getUpdates may keep failing before /healthz answers 503"
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",
         description="uvloop (where installed, as it is by default on Linux and macOS) or asyncio's own",
     )
 
-    @field_validator("allowed_users", mode="before")
+    @field_validator("allowed_users", "vk_allowed_users", mode="before")
     @classmethod
     def _split_user_ids(cls, value: Any) -> Any:
         # pydantic-settings would parse a list from the environment as JSON; operators write "1,2".
@@ -89,10 +119,45 @@ class Settings(BaseSettings):
             return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
         return value
 
+    @field_validator("s3_conditional_writes", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in _CONDITIONAL_WRITES_WORDS:
+                raise ValueError("must be auto, true or false")
+            return _CONDITIONAL_WRITES_WORDS[word]
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _some_platform(self) -> Self:
+        if self.telegram_token is None and self.vk_token is None:
+            raise ValueError(
+                "no platform is set: the Telegram bot token (TGS3BOT_TELEGRAM_TOKEN), "
+                "or the VK community token (TGS3BOT_VK_TOKEN), or both"
+            )
+        if self.vk_token is not None and self.vk_group_id is None:
+            raise ValueError("the VK community token needs its community's id (TGS3BOT_VK_GROUP_ID)")
+        return self
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms this bot serves, by name."""
+        return tuple(
+            name for name, token in (("telegram", self.telegram_token), ("vk", self.vk_token)) if token
+        )
+
+    @property
+    def allowed(self) -> frozenset[tuple[str, int]]:
+        """Every platform's allowlist as (platform, user id); empty: an open bot."""
+        return frozenset(("telegram", user) for user in self.allowed_users) | frozenset(
+            ("vk", user) for user in self.vk_allowed_users
+        )
 
     @property
     def download_limit(self) -> int:

@@ -1,24 +1,34 @@
 """The seams between the layers: small Protocols with one implementation each today.
 
-- ``Platform``: the messaging platform's client (Telegram now; VK bots later).
+- ``Platform``: a messaging platform's client (Telegram, VK communities).
 - ``UpdateQueue``: where the poller leaves updates for the workers (in-process and journaled, or
   Redis Streams for several worker processes); ``Journal``: the in-process queue's durable half.
 - ``StateStore``: what the bot remembers (SQLite by default, memory for tests, Redis).
-- ``ObjectStore``: where documents go (S3 through aioboto3).
+- ``storage.base.ObjectStore``: where documents go (S3 through aioboto3).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NoReturn, Protocol, Self
 
-from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
+from tgs3bot.events import ChatKey, Document, Event, Keyboard, UpdateBatch, UserKey
 
 
 class Platform(Protocol):
     """A messaging platform's client, as the poller and the handlers use it."""
+
+    name: str  # "telegram", "vk": what ``Event.platform`` says of the events it returns
+
+    async def start(self) -> None:
+        """Check the credentials and prepare polling; raise ``errors.StartupError`` (one line)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the HTTP session."""
+        ...
 
     async def get_updates(self, offset: int | None, timeout_s: int, limit: int = 100) -> UpdateBatch:
         """Long-poll for up to ``limit`` updates after ``offset`` (the only call that may be slow)."""
@@ -33,7 +43,7 @@ class Platform(Protocol):
     async def edit_text(
         self, chat_id: int, message_id: int, text: str, *, buttons: Keyboard | None = None
     ) -> bool:
-        """Replace a message's text (and buttons); False if Telegram would not edit it."""
+        """Replace a message's text (and buttons); False if the platform would not edit it."""
         ...
 
     async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
@@ -110,12 +120,12 @@ class Journal(Protocol):
         ...
 
     async def entries(
-        self, chat_id: int | None = None, *, after_seq: int = 0, limit: int = -1
+        self, chat: ChatKey | None = None, *, after_seq: int = 0, limit: int = -1
     ) -> list[tuple[int, Event]]:
         """Entries in ``seq`` order: all of them, or one chat's after ``after_seq`` (at most ``limit``)."""
         ...
 
-    async def remove(self, update_id: int) -> None:
+    async def remove(self, platform: str, update_id: int) -> None:
         """Forget a finished update (written with the next batch of marks, at the latest at close)."""
         ...
 
@@ -157,6 +167,12 @@ class SavedFile:
     chat_id: int
     size: int
     saved_at: float  # Unix time, seconds
+    platform: str  # where owner_id and chat_id are ids ("telegram", "vk")
+
+    @property
+    def owner(self) -> UserKey:
+        """Who saved it, across platforms."""
+        return (self.platform, self.owner_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +187,10 @@ class Dialog:
 class StateStore(Protocol):
     """What the bot remembers between updates and across restarts.
 
-    Implementations: ``MemoryState`` (tests) and ``SqliteState`` (the default). Every method is a
-    short, atomic operation; the worker's per-chat ordering makes read-then-write safe per chat.
+    Implementations: ``MemoryState`` (tests), ``SqliteState`` (the default) and ``RedisState``.
+    Every method is a short, atomic operation; the worker's per-chat ordering makes read-then-write
+    safe per chat. Chat, user and update ids are numbers within a platform, so each comes with
+    its platform (SPEC §6): a VK peer 5 and a Telegram chat 5 never share a mark or a dialog.
     It is an async context manager: entering opens it, leaving closes it.
     """
 
@@ -180,32 +198,32 @@ class StateStore(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
         ...
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
         ...
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled already (a redelivered update is skipped)."""
         ...
 
-    async def mark_handled(self, update_id: int) -> None:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
         """Remember that the update was handled."""
         ...
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
         ...
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
         ...
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
         ...
@@ -224,13 +242,13 @@ class StateStore(Protocol):
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
         after: tuple[float, int] | None = None,
     ) -> tuple[list[SavedFile], bool, int]:
-        """A page of at most ``limit`` entries, newest first; ``owner_id=None`` lists everyone's.
+        """A page of at most ``limit`` entries, newest first; ``owner=None`` lists everyone's.
 
         The order is ``(saved_at, id)`` descending, and a cursor is one entry's ``(saved_at, id)``
         (that entry need not exist any more): ``before`` gives the entries just older than it,
@@ -241,60 +259,10 @@ class StateStore(Protocol):
         """
         ...
 
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """What the bucket knows about a saved object."""
-
-    key: str
-    size: int
-    metadata: Mapping[str, str]
-    content_type: str = "application/octet-stream"
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What is written along with an object's bytes."""
-
-    content_type: str
-    content_disposition: str
-    metadata: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class SaveResult:
-    """What a save wrote: its size, and whether it replaced an object under the same key."""
-
-    size: int
-    replaced: bool
-
-
-ReplaceCheck = Callable[[StoredObject], None]
-"""Called with the object already under a key being saved; raises ``TransferError`` to keep it."""
-
-
-class ObjectStore(Protocol):
-    """The bucket, as the document handlers use it."""
-
-    async def head(self, key: str) -> StoredObject | None:
-        """The object under ``key``, or None if there is none."""
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading (VK's long-poll ``ts``), if it was saved."""
         ...
 
-    async def rename(self, old_key: str, new_key: str, *, content_disposition: str) -> bool:
-        """Move an object within the bucket (server-side); False if ``old_key`` is gone."""
-        ...
-
-    async def save(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        info: ObjectInfo,
-        expected_size: int | None,
-        *,
-        may_replace: ReplaceCheck,
-    ) -> SaveResult:
-        """Stream ``chunks`` into ``key``; leaves nothing behind on failure.
-
-        If ``key`` is taken, ``may_replace`` is called with the object there and may refuse.
-        """
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position (durable when this returns)."""
         ...

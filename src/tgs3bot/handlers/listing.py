@@ -28,7 +28,7 @@ import structlog
 
 from tgs3bot import replies
 from tgs3bot.context import Context
-from tgs3bot.events import Button, Event, Keyboard
+from tgs3bot.events import Button, Event, Keyboard, UserKey
 from tgs3bot.handlers.rename import parse_file_id
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.utils import human_size
@@ -106,7 +106,7 @@ def _buttons(page: _Page) -> Keyboard | None:
     return (tuple(row),) if row else None
 
 
-async def _fetch(ctx: Context, owner: int | None, request: PageRequest | None) -> _Page:
+async def _fetch(ctx: Context, owner: UserKey | None, request: PageRequest | None) -> _Page:
     """The entries a request asks for; the first page when there is none or it leads nowhere."""
     if request is not None and request.older:
         files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, before=request.cursor)
@@ -142,8 +142,8 @@ async def _check(ctx: Context, file: SavedFile) -> tuple[SavedFile, bool]:
     return file, False
 
 
-async def _page(ctx: Context, user_id: int, request: PageRequest | None) -> tuple[str, Keyboard | None]:
-    owner = user_id if ctx.policy.open_bot else None
+async def _page(ctx: Context, user: UserKey, request: PageRequest | None) -> tuple[str, Keyboard | None]:
+    owner = user if ctx.policy.open_bot else None  # per platform: a VK user 5 is not Telegram's 5
     page = await _fetch(ctx, owner, request)
     if not page.files:
         return replies.NO_FILES, None
@@ -155,7 +155,7 @@ async def _page(ctx: Context, user_id: int, request: PageRequest | None) -> tupl
 
 async def list_files(ctx: Context, event: Event) -> None:
     """/files: the first page."""
-    text, buttons = await _page(ctx, event.user_id, None)
+    text, buttons = await _page(ctx, event.user, None)
     await ctx.platform.send_text(event.chat_id, text, buttons=buttons)
 
 
@@ -169,5 +169,5 @@ async def turn_page(ctx: Context, event: Event) -> None:
         return
     if event.callback_id:
         await ctx.platform.answer_callback(event.callback_id)
-    text, buttons = await _page(ctx, event.user_id, request)
+    text, buttons = await _page(ctx, event.user, request)
     await ctx.platform.edit_text(event.chat_id, event.message_id, text, buttons=buttons)

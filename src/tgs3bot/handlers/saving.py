@@ -14,17 +14,23 @@ from dataclasses import dataclass
 
 import structlog
 
+from tgs3bot import metrics
 from tgs3bot.context import Context
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event
 from tgs3bot.filenames import content_disposition
-from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SavedFile, StoredObject
+from tgs3bot.interfaces import SavedFile
 from tgs3bot.progress import TransferMeter, reporting
+from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, StoredObject
 from tgs3bot.utils import human_size
 
 log = structlog.get_logger(__name__)
 
 OWNER_KEY = "user-id"  # object metadata naming who saved it; S3 sends it as x-amz-meta-user-id
+# ...and on which platform that id is (x-amz-meta-platform); absent on objects saved before VK,
+# which Telegram users saved.
+PLATFORM_KEY = "platform"
+LEGACY_PLATFORM = "telegram"
 INDEX_WRITE_TIMEOUT_S = 5  # how long a cancelled save still waits for its index write
 
 
@@ -63,15 +69,17 @@ class Save:
         return saved
 
     def _check_size(self) -> None:
-        limit, size = self._ctx.policy.download_limit, self._document.file_size
-        if size is not None and size > limit:
+        policy, size = self._ctx.policy, self._document.file_size
+        if size is not None and size > policy.download_limit:
             raise TransferError(
-                f"the file is {human_size(size)}, and Telegram lets bots download at most {human_size(limit)}"
+                f"the file is {human_size(size)}, and {policy.platform_title} lets bots download "
+                f"at most {human_size(policy.download_limit)}"
             )
 
     async def _transfer(self, meter: TransferMeter) -> Saved:
         ctx, document = self._ctx, self._document
         async with (
+            metrics.transfer_in_flight(),
             ctx.platform.open_file(document) as chunks,
             reporting(ctx.platform, self._event.chat_id, self.key, meter),
         ):
@@ -83,6 +91,7 @@ class Save:
                 may_replace=self._owner_rule(),
             )
             self.saved = saved = Saved(key=self.key, size=result.size, replaced=result.replaced)
+            metrics.document_saved(result.size)
         return saved
 
     async def _record(self, saved: Saved) -> None:
@@ -91,6 +100,7 @@ class Save:
         try:
             self.entry = await self._ctx.state.record_file(
                 saved.key,
+                platform=event.platform,
                 owner_id=event.user_id,
                 chat_id=event.chat_id,
                 size=saved.size,
@@ -106,6 +116,7 @@ class Save:
             content_disposition=content_disposition(self.key),
             metadata={
                 OWNER_KEY: str(event.user_id),
+                PLATFORM_KEY: event.platform,
                 "chat-id": str(event.chat_id),
                 "file-unique-id": document.file_unique_id,
             },
@@ -113,16 +124,26 @@ class Save:
 
     def _owner_rule(self) -> ReplaceCheck:
         """In an open bot a name belongs to whoever saved it first; in a closed one the team shares names."""
-        policy, user_id, key = self._ctx.policy, self._event.user_id, self.key
+        policy, user, key = self._ctx.policy, self._event.user, self.key
 
         def may_replace(existing: StoredObject) -> None:
-            if policy.open_bot and existing.metadata.get(OWNER_KEY) != str(user_id):
+            if policy.open_bot and saved_by(existing) != user:
                 raise TransferError(
                     f"the name «{key}» is taken by a file someone else saved; "
                     "rename your file and send it again"
                 )
 
         return may_replace
+
+
+def saved_by(stored: StoredObject) -> tuple[str, int] | None:
+    """Who saved the object, from its metadata: (platform, user id); None if it does not say."""
+    owner = stored.metadata.get(OWNER_KEY, "")
+    platform = stored.metadata.get(PLATFORM_KEY, LEGACY_PLATFORM)
+    try:
+        return (platform, int(owner))
+    except ValueError:  # put there by someone else, or by hand
+        return None
 
 
 async def _to_the_end(step: Awaitable[None], timeout_s: float) -> None:

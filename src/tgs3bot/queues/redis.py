@@ -2,8 +2,9 @@
 
 ``ChatQueue``'s design (a ready queue of chats, a lane of events per chat) across processes. Keys:
 
-- ``lane:{chat_id}``: LIST of the chat's events (``events.to_json``) in order; the head is in
-  progress, or next. Redis deletes the list when its last event is done.
+- ``lane:{chat}``: LIST of the chat's events (``events.to_json``) in order; the head is in
+  progress, or next. Redis deletes the list when its last event is done. ``{chat}``, ``{update}``:
+  ``redis_client.scoped`` (Telegram's ids bare, another platform's as ``vk:5``).
 - ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*: ``chat``; ``body``,
   the lane's head, so a get needs no LINDEX but for an older version's entry; ``fresh``) per chat
   with a lane. XREADGROUP gives a turn to one consumer; while it is in that consumer's pending
@@ -15,7 +16,7 @@
   never keeping other chats out; its excess waits in its lane, durable. ``queued``: Σ of lengths.
 - ``room``: LIST where ``task_done`` leaves a token (the room) once a batch fits; a poller waiting
   for room blocks on it.
-- ``seen:{update_id}``: set once per update for 7 days, so a redelivered update is queued once.
+- ``seen:{update}``: set once per update for 7 days, so a redelivered update is queued once.
 
 Why this shape: a stream per chat needs one XREADGROUP over every chat's stream (unbounded key
 lists) or a scan for work; plain lists with BLMOVE to a processing list record no owner, so telling
@@ -56,7 +57,7 @@ from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
 from tgs3bot.queues.redis_batch import ScriptBatch
 from tgs3bot.queues.redis_turns import Turn, Turns
 from tgs3bot.queues.redis_upkeep import Upkeep
-from tgs3bot.redis_client import BLOCK_CAP_S, open_client, text
+from tgs3bot.redis_client import BLOCK_CAP_S, event_keys, lease_key, open_client, text
 from tgs3bot.state.redis import dialogs_key, greeted_key, handled_key
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
@@ -147,7 +148,7 @@ class RedisQueue:
         turns = self.turns.take_all()
         try:
             for turn in turns:
-                if turn.event is not None and turn.event.update_id in marks:
+                if turn.event is not None and event_keys(turn.event)[0] in marks:
                     await self._done(turn, marked=True, take=False)
                 else:
                     await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
@@ -166,16 +167,16 @@ class RedisQueue:
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def put_batch(self, events: Sequence[Event]) -> None:
-        """Queue one poll's events in one script; an update queued or handled before is skipped.
-
-        Raises ``LeaseLost`` if the queue has a lease token and the poller lease does not hold it.
-        """
+        """Queue one poll's events (one platform's) in one script; an update queued or handled
+        before is skipped, and ``LeaseLost`` raised if the queue has a lease token its platform's
+        lease does not hold."""
         if not events:
             return
-        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or ""]
+        lease = lease_key(events[0].platform)
+        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or "", lease]
         for event in events:
-            handled = handled_key(self.prefix, event.update_id)
-            args += [event.update_id, event.chat_id, to_json(event), handled]
+            handled = handled_key(self.prefix, event.platform, event.update_id)
+            args += [*event_keys(event), to_json(event), handled]
         try:
             _added, admitted, queued = await self._run("enqueue", *args)
         except ResponseError as exc:
@@ -253,11 +254,10 @@ class RedisQueue:
         """Finish the chat's head event (with its handled mark, if left to the queue), give the
         chat its next turn if more events wait, and take the next turn for this worker.
         """
-        turn = self.turns.held.get(event.chat_id)
+        turn = self.turns.held.get(event_keys(event)[1])
         if turn is None or turn.event is None or turn.event.update_id != event.update_id:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
-        marked = event.update_id in self.turns.marks
-        outcome = await self._done(turn, marked=marked, take=not self._draining)
+        outcome = await self._done(turn, marked=self.turns.marked(event), take=not self._draining)
         self.turns.finished(turn)
         if self._draining:  # began meanwhile: a turn just taken goes back at once
             await self._release_ready()
@@ -270,7 +270,8 @@ class RedisQueue:
         """Run ``done`` for a held turn, in one pipeline with other workers' (``redis_batch``)."""
         assert turn.event is not None  # held turns carry their event
         assert self._dones is not None  # a turn is held only inside `async with`
-        handled = handled_key(self.prefix, turn.event.update_id) if marked else ""
+        event = turn.event
+        handled = handled_key(self.prefix, event.platform, event.update_id) if marked else ""
         args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, int(take))
         reply = await self._dones(self.prefix, *args, *self._done_settings)
         return int(reply[0])

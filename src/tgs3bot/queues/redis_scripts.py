@@ -2,9 +2,11 @@
 shapes of the stream replies it reads.
 
 Every script takes the key prefix as ARGV[1] and builds the key names from it (``lane:{chat}``,
-``ready``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update_id}``, ``poller-lease``), so the
-queue is for a single Redis server (with replicas or Sentinel), not Redis Cluster. The consumer
-group on ``ready`` is always ``workers``.
+``ready``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update}``, and the poller lease
+whose key ``enqueue`` is given), so the queue is for a single Redis server (with replicas or
+Sentinel), not Redis Cluster. The consumer group on ``ready`` is always ``workers``. A ``{chat}``
+or ``{update}`` is ``redis_client.scoped``: Telegram's ids bare, another platform's as ``vk:5``,
+so the chats and updates of two platforms never share a key, a greeting or a dialog.
 
 The invariant they keep together: a chat is in ``active`` exactly while ``lane:{chat}`` is not
 empty, and then ``ready`` holds exactly one entry (its turn) for it, new or pending with one
@@ -65,21 +67,22 @@ local function counts(p)
 end
 """
 
-# put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', then (update_id, chat, body,
-# handled key)... Refuses everything (an error reply starting FENCED) unless the poller lease holds
-# that token. An update seen before (a redelivery) or already handled is skipped; the others join
-# their chat's lane in order, and a chat that was idle gets its turn (carrying its lane's head).
+# put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', the lease's key (its platform's),
+# then (update, chat, body, handled key)... (update and chat ``redis_client.scoped``). Refuses
+# everything (an error reply starting FENCED) unless the poller lease holds that token. An update
+# seen before (a redelivery) or already handled is skipped; the others join their chat's lane in
+# order, and a chat that was idle gets its turn (carrying its lane's head).
 # Tokens left in ``room`` are dropped: the counts returned supersede them.
 # Returns {events added, admitted, queued}.
 ENQUEUE_LUA = (
     _TURN_FUNCTIONS
     + """
 local p, share, ttl, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-if token ~= '' and redis.call('GET', p .. 'poller-lease') ~= token then
+if token ~= '' and redis.call('GET', p .. ARGV[5]) ~= token then
   return redis.error_reply('FENCED the poller lease is not held by this poller')
 end
 local added = 0
-for i = 5, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local update_id, chat, body, handled = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl)
     and redis.call('EXISTS', handled) == 0 then
@@ -225,7 +228,7 @@ def turn_of(entry_id: bytes | str, entry: Mapping[Any, Any], *, fresh: bool) -> 
     if chat is None:
         raise ValueError(f"stream entry {entry_id!r} has no chat")
     first = fresh and _field(entry, "fresh") == "1"
-    return Turn(text(entry_id), int(chat), _field(entry, "body") or "", first)
+    return Turn(text(entry_id), chat, _field(entry, "body") or "", first)
 
 
 def taken_turn(reply: list[Any]) -> Turn | None:
@@ -234,7 +237,7 @@ def taken_turn(reply: list[Any]) -> Turn | None:
         return None
     _outcome, entry_id, chat, body, fresh, greeted, dialog = reply
     state = ChatState(bool(greeted), None if dialog is None else text(dialog))
-    return Turn(text(entry_id), int(chat), text(body), text(fresh) == "1", chat_state=state)
+    return Turn(text(entry_id), text(chat), text(body), text(fresh) == "1", chat_state=state)
 
 
 def first_turn(reply: Any) -> Turn | None:

@@ -7,7 +7,7 @@ held update, so that a steady worker makes no round trip of its own for them.
 
 **``first_delivery``: the handled-id lookup is skipped.** Why that is safe under crashes and
 redelivery: a handled mark is written only for an update some worker took as the head of a turn
-it owned. An update enters a lane once (``seen:{update_id}``; ``enqueue`` also skips an update
+it owned. An update enters a lane once (``seen:{update}``; ``enqueue`` also skips an update
 already handled) and becomes its lane's head once (a lane is FIFO). The turn made at that moment
 is the only one marked fresh (by ``enqueue``, or by ``done`` right after its pop); every later
 turn with the same head (``release``: a process leaving or draining; ``done`` finding another
@@ -41,6 +41,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from tgs3bot.events import Event
+from tgs3bot.redis_client import scoped
 from tgs3bot.state.redis import ChatState
 
 
@@ -54,7 +55,7 @@ class Turn:
     """
 
     entry_id: str
-    chat_id: int
+    chat_id: str  # redis_client.scoped: the platform's chat id, as the turn's ``chat`` field
     body: str = ""
     fresh: bool = False
     event: Event | None = None
@@ -65,9 +66,9 @@ class Turns:
     """The turns of one process: ready to hand out, held by a worker, and handled marks to carry."""
 
     def __init__(self) -> None:
-        self.held: dict[int, Turn] = {}  # chat id → the turn whose event a worker handles
+        self.held: dict[str, Turn] = {}  # chat (scoped) → the turn whose event a worker handles
         self.ready: deque[Turn] = deque()  # owned, not handed out yet; handed out first
-        self.marks: set[int] = set()  # update ids whose handled mark ``done`` is to write
+        self.marks: set[str] = set()  # updates (scoped) whose handled mark ``done`` is to write
         self.idle = asyncio.Event()  # set while no event is held
         self.idle.set()
         self.carrying = True  # False while draining: marks are written at once
@@ -81,7 +82,7 @@ class Turns:
     def finished(self, turn: Turn) -> None:
         """The turn's event is done (or handed back); forget it and its mark."""
         if turn.event is not None:
-            self.marks.discard(turn.event.update_id)
+            self.marks.discard(scoped(turn.event.platform, turn.event.update_id))
         if self.held.get(turn.chat_id) is turn:  # not the next turn, if a worker here took it already
             del self.held[turn.chat_id]
         if not self.held:
@@ -103,39 +104,45 @@ class Turns:
         """The stream ids of every turn owned (for the heartbeat and the claim pass)."""
         return [turn.entry_id for turn in (*self.held.values(), *self.ready)]
 
-    def holding(self, update_id: int) -> Turn | None:
-        """The held turn whose event is that update, if any."""
+    def holding(self, platform: str, update_id: int) -> Turn | None:
+        """The held turn whose event is that update (of that platform), if any."""
         for turn in self.held.values():
-            if turn.event is not None and turn.event.update_id == update_id:
+            event = turn.event
+            if event is not None and event.update_id == update_id and event.platform == platform:
                 return turn
         return None
 
-    def first_delivery(self, update_id: int) -> bool:
+    def marked(self, event: Event) -> bool:
+        """Whether the event's handled mark was left to its ``done``."""
+        return scoped(event.platform, event.update_id) in self.marks
+
+    def first_delivery(self, platform: str, update_id: int) -> bool:
         """Whether the update is held here from a turn whose head was never handed out before."""
-        turn = self.holding(update_id)
+        turn = self.holding(platform, update_id)
         return turn is not None and turn.fresh
 
-    def carry_mark(self, update_id: int) -> bool:
+    def carry_mark(self, platform: str, update_id: int) -> bool:
         """Leave the update's handled mark to ``done`` if the update is held here (not while draining).
 
         While draining (a shutdown that may cancel the worker before its ``task_done``) the mark
         is written at once instead, so it never waits on a ``done`` that will not come.
         """
-        if not self.carrying or self.holding(update_id) is None:
+        if not self.carrying or self.holding(platform, update_id) is None:
             return False
-        self.marks.add(update_id)
+        self.marks.add(scoped(platform, update_id))
         return True
 
-    def chat_state(self, chat_id: int) -> ChatState | None:
+    def chat_state(self, platform: str, chat_id: int) -> ChatState | None:
         """The held chat's greeting and dialog, if they came with its turn."""
-        turn = self.held.get(chat_id)
+        turn = self.held.get(scoped(platform, chat_id))
         return None if turn is None else turn.chat_state
 
-    def note_dialog(self, chat_id: int, dialog: str | None) -> None:
+    def note_dialog(self, platform: str, chat_id: int, dialog: str | None) -> None:
         """The held chat's dialog changed (written to Redis): later reads in this turn see it."""
-        turn = self.held.get(chat_id)
+        chat = scoped(platform, chat_id)
+        turn = self.held.get(chat)
         if turn is not None and turn.chat_state is not None:
-            self.held[chat_id] = replace(turn, chat_state=ChatState(turn.chat_state.greeted, dialog))
+            self.held[chat] = replace(turn, chat_state=ChatState(turn.chat_state.greeted, dialog))
 
     def unfinished(self) -> list[Event]:
         """The events held, ordered by update id."""

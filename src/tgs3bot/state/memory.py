@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 from typing import Self
 
+from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state.paging import page_cursor
 
@@ -18,12 +19,13 @@ class MemoryState:
     """State kept in the process; for tests and for a bot that may forget on restart."""
 
     def __init__(self) -> None:
-        self._greeted: set[int] = set()
-        self._handled: set[int] = set()
-        self._dialogs: dict[int, Dialog] = {}
+        self._greeted: set[ChatKey] = set()
+        self._handled: set[tuple[str, int]] = set()  # (platform, update id)
+        self._dialogs: dict[ChatKey, Dialog] = {}
         self._files: dict[int, SavedFile] = {}
         self._ids_by_key: dict[str, int] = {}
         self._next_id = itertools.count(1)
+        self._cursors: dict[str, str] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -31,41 +33,41 @@ class MemoryState:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
-        return chat_id in self._greeted
+        return (platform, chat_id) in self._greeted
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
-        self._greeted.add(chat_id)
+        self._greeted.add((platform, chat_id))
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled already."""
-        return update_id in self._handled
+        return (platform, update_id) in self._handled
 
-    async def mark_handled(self, update_id: int) -> None:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
         """Remember that the update was handled."""
-        self._handled.add(update_id)
+        self._handled.add((platform, update_id))
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
-        return self._dialogs.get(chat_id)
+        return self._dialogs.get((platform, chat_id))
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
         if dialog is None:
-            self._dialogs.pop(chat_id, None)
+            self._dialogs.pop((platform, chat_id), None)
         else:
-            self._dialogs[chat_id] = dialog
+            self._dialogs[platform, chat_id] = dialog
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
         file_id = self._ids_by_key.get(key)
         if file_id is None:
             file_id = self._ids_by_key[key] = next(self._next_id)
-        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at)
+        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at, platform)
         self._files[file_id] = entry
         return entry
 
@@ -93,7 +95,7 @@ class MemoryState:
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
@@ -101,7 +103,7 @@ class MemoryState:
     ) -> tuple[list[SavedFile], bool, int]:
         """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
         page = page_cursor(before, after)
-        entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
+        entries = [f for f in self._files.values() if owner is None or f.owner == owner]
         total = len(entries)
         entries.sort(key=_newest_first)
         if page is not None and page[0] == "after":  # the closest newer: walk from the oldest end
@@ -110,3 +112,11 @@ class MemoryState:
         if page is not None:
             entries = [f for f in entries if (f.saved_at, f.id) < page[1]]
         return entries[:limit], len(entries) > limit, total
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        return self._cursors.get(platform)
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position."""
+        self._cursors[platform] = value

@@ -2,16 +2,20 @@
 
 Keys, all under the prefix (``tgs3bot:`` by default):
 
-- ``greeted``: SET of chat ids that have had the greeting. A chat once greeted stays greeted, so
+Chat, user and update ids appear as ``redis_client.scoped`` writes them: Telegram's bare (as
+before VK), another platform's as ``vk:123`` (SPEC §6).
+
+- ``greeted``: SET of chats that have had the greeting. A chat once greeted stays greeted, so
   each process remembers the greeted chats it has seen (``GREETED_CACHE_SIZE`` at most), and asks
   Redis only about the others: a remembered True cannot go stale; False is never remembered.
-- ``dialogs``: HASH chat id → the open dialog as JSON.
-- ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
+- ``dialogs``: HASH chat → the open dialog as JSON.
+- ``cursor:{platform}``: where the platform's poller stopped reading (VK's long-poll ``ts``).
+- ``handled:{update}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
-- ``file:{id}``: HASH of one index entry (key, owner_id, chat_id, size, saved_at).
+- ``file:{id}``: HASH of one index entry (key, owner_id (scoped), chat_id, size, saved_at).
 - ``file-ids``: HASH object key → id (one entry per key); ``file-seq``: the last id given (INCR,
   never reused, so a stale button cannot reach another file).
-- ``files`` and ``files-of:{owner_id}``: sorted sets for "newest first" paging, everyone's and one
+- ``files`` and ``files-of:{owner}``: sorted sets for "newest first" paging, everyone's and one
   owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
@@ -35,8 +39,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
-from tgs3bot.redis_client import open_client, text
+from tgs3bot.redis_client import open_client, scoped, text, unscoped
 from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.redis_scripts import FORGET_LUA, LIST_LUA, RECORD_LUA, RENAME_LUA
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
@@ -44,9 +49,9 @@ from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
 
 
-def handled_key(prefix: str, update_id: int) -> str:
+def handled_key(prefix: str, platform: str, update_id: int) -> str:
     """The key of an update's handled mark (the queue's scripts write and read it too)."""
-    return f"{prefix}handled:{update_id}"
+    return f"{prefix}handled:{scoped(platform, update_id)}"
 
 
 def greeted_key(prefix: str) -> str:
@@ -59,10 +64,10 @@ def dialogs_key(prefix: str) -> str:
     return prefix + "dialogs"
 
 
-def chat_member(chat_id: int) -> str:
-    """A chat in ``greeted`` and ``dialogs``: the same string as the ``chat`` of the queue's turns,
-    which its ``done`` script uses to read them (``queues.redis_scripts``)."""
-    return str(chat_id)
+def chat_member(platform: str, chat_id: int) -> str:
+    """A chat in ``greeted`` and ``dialogs``: the same string as the ``chat`` of the queue's turns
+    (``redis_client.scoped``), which its ``done`` script uses to read them (``queues.redis_scripts``)."""
+    return scoped(platform, chat_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +82,19 @@ class ChatState:
 class HeldUpdates(Protocol):
     """What the Redis queue knows of the updates this process holds (``queues.redis_turns.Turns``)."""
 
-    def chat_state(self, chat_id: int) -> ChatState | None:
+    def chat_state(self, platform: str, chat_id: int) -> ChatState | None:
         """The chat's state as read with its held turn, if it was."""
         ...
 
-    def note_dialog(self, chat_id: int, dialog: str | None) -> None:
+    def note_dialog(self, platform: str, chat_id: int, dialog: str | None) -> None:
         """The held chat's dialog was changed to this (so a later read in the same turn sees it)."""
         ...
 
-    def first_delivery(self, update_id: int) -> bool:
+    def first_delivery(self, platform: str, update_id: int) -> bool:
         """The update is held from a turn whose head was never handed out: nobody handled it."""
         ...
 
-    def carry_mark(self, update_id: int) -> bool:
+    def carry_mark(self, platform: str, update_id: int) -> bool:
         """The queue takes the update's handled mark, to write it with the event's ``done``."""
         ...
 
@@ -102,7 +107,7 @@ class RedisState:
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._greeted: set[int] = set()  # chats known to be greeted (never un-greeted)
+        self._greeted: set[ChatKey] = set()  # chats known to be greeted (never un-greeted)
         # The queue's turns (``backends`` sets it): handled-id lookups and marks it saves a round trip.
         self.held: HeldUpdates | None = None
 
@@ -135,72 +140,74 @@ class RedisState:
         client = self.client  # first: the clear error outside `async with`
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already (no round trip for a chat seen greeted here,
         or one whose state came with its held turn)."""
-        if chat_id in self._greeted:
+        if (platform, chat_id) in self._greeted:
             return True
-        known = self.held.chat_state(chat_id) if self.held is not None else None
+        known = self.held.chat_state(platform, chat_id) if self.held is not None else None
         if known is not None:
             greeted = known.greeted
         else:
-            greeted = bool(await self.client.sismember(greeted_key(self.prefix), chat_member(chat_id)))
+            member = chat_member(platform, chat_id)
+            greeted = bool(await self.client.sismember(greeted_key(self.prefix), member))
         if greeted:
-            self._remember_greeted(chat_id)
+            self._remember_greeted((platform, chat_id))
         return greeted
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
-        await self.client.sadd(greeted_key(self.prefix), chat_member(chat_id))
-        self._remember_greeted(chat_id)
+        await self.client.sadd(greeted_key(self.prefix), chat_member(platform, chat_id))
+        self._remember_greeted((platform, chat_id))
 
-    def _remember_greeted(self, chat_id: int) -> None:
+    def _remember_greeted(self, chat: ChatKey) -> None:
         if len(self._greeted) >= GREETED_CACHE_SIZE:
             self._greeted.clear()  # bounded memory; the chats seen again are asked for again
-        self._greeted.add(chat_id)
+        self._greeted.add(chat)
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled in the last ``HANDLED_RETENTION_S`` (no round trip for a
         first delivery: see ``queues.redis``)."""
-        if self.held is not None and self.held.first_delivery(update_id):
+        if self.held is not None and self.held.first_delivery(platform, update_id):
             return False
-        return bool(await self.client.exists(handled_key(self.prefix, update_id)))
+        return bool(await self.client.exists(handled_key(self.prefix, platform, update_id)))
 
-    async def mark_handled(self, update_id: int) -> None:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
         """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``);
         for an update the queue holds here, its ``done`` writes the flag in the same round trip."""
-        if self.held is not None and self.held.carry_mark(update_id):
+        if self.held is not None and self.held.carry_mark(platform, update_id):
             return
-        await self.client.set(handled_key(self.prefix, update_id), "1", ex=HANDLED_RETENTION_S)
+        await self.client.set(handled_key(self.prefix, platform, update_id), "1", ex=HANDLED_RETENTION_S)
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any (no round trip if it came with the chat's held turn)."""
-        known = self.held.chat_state(chat_id) if self.held is not None else None
+        known = self.held.chat_state(platform, chat_id) if self.held is not None else None
         if known is not None:
             raw: str | bytes | None = known.dialog
         else:
-            raw = await self.client.hget(dialogs_key(self.prefix), chat_member(chat_id))
+            raw = await self.client.hget(dialogs_key(self.prefix), chat_member(platform, chat_id))
         if raw is None:
             return None
         fields = orjson.loads(raw)
         return Dialog(str(fields["kind"]), int(fields["file_id"]), float(fields["started_at"]))
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
         raw = None if dialog is None else orjson.dumps(dialog).decode()
         if raw is None:
-            await self.client.hdel(dialogs_key(self.prefix), chat_member(chat_id))
+            await self.client.hdel(dialogs_key(self.prefix), chat_member(platform, chat_id))
         else:
-            await self.client.hset(dialogs_key(self.prefix), chat_member(chat_id), raw)
+            await self.client.hset(dialogs_key(self.prefix), chat_member(platform, chat_id), raw)
         if self.held is not None:
-            self.held.note_dialog(chat_id, raw)
+            self.held.note_dialog(platform, chat_id, raw)
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
-        file_id = await self._run("record", key, owner_id, chat_id, size, repr(saved_at))
-        return SavedFile(int(file_id), key, owner_id, chat_id, size, saved_at)
+        owner = scoped(platform, owner_id)  # the entry's owner_id field, and its files-of index
+        file_id = await self._run("record", key, owner, chat_id, size, repr(saved_at))
+        return SavedFile(int(file_id), key, owner_id, chat_id, size, saved_at, platform)
 
     async def get_file(self, file_id: int) -> SavedFile | None:
         """The index entry with that id, if any."""
@@ -218,7 +225,7 @@ class RedisState:
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
@@ -229,13 +236,23 @@ class RedisState:
         direction, (saved_at, file_id) = page if page else ("", (0.0, 0))
         # repr() round-trips a float exactly, and Redis reads it back as the same double.
         score, member = (repr(float(saved_at)), f"{file_id:020d}") if page else ("", "")
-        owner = "" if owner_id is None else str(owner_id)
-        args = (owner, direction, score, member, max(limit, 0))
+        whose = "" if owner is None else scoped(*owner)
+        args = (whose, direction, score, member, max(limit, 0))
         total, more, *rows = await self._run("list", *args)
         files = [_saved_file(row) for row in rows if row[1] is not None]
         return (files[::-1] if after is not None else files), bool(more), int(total)
 
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        value = await self.client.get(f"{self.prefix}cursor:{platform}")
+        return None if value is None else text(value)
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position."""
+        await self.client.set(f"{self.prefix}cursor:{platform}", value)
+
 
 def _saved_file(row: list[Any]) -> SavedFile:
-    file_id, key, owner_id, chat_id, size, saved_at = row
-    return SavedFile(int(file_id), text(key), int(owner_id), int(chat_id), int(size), float(saved_at))
+    file_id, key, owner, chat_id, size, saved_at = row
+    platform, owner_id = unscoped(text(owner))
+    return SavedFile(int(file_id), text(key), owner_id, int(chat_id), int(size), float(saved_at), platform)

@@ -1,39 +1,50 @@
 """The S3 bucket through aioboto3: documents are streamed in, never held whole in memory.
 
-Small files (under one part) go up with one ``put_object``. Larger ones use a multipart upload of
-``part_size`` parts, at most ``max_parts_in_flight`` uploading while the next part is read, so one
-transfer holds about ``part_size * (max_parts_in_flight + 1)`` bytes whatever the file's size.
-Part buffers are kept between uploads (``PartBuffers``, at most ``pooled_bytes``).
-Any failure (S3, a broken or short download, cancellation) aborts the multipart upload: no partial
-object is ever left behind.
+Small files (under one part) go up with one ``put_object``; larger ones as a multipart upload
+(``storage.multipart``), holding about ``part_size * (max_parts_in_flight + 1)`` bytes whatever
+the file's size. Part buffers are kept between uploads (``PartBuffers``, at most ``pooled_bytes``).
+No failure leaves a partial object behind.
 
-A key that is taken is the caller's decision (``ReplaceCheck``): a small file is put with
-``If-None-Match: *`` and the existing object is looked at only on S3's 412; a bigger one is
-checked before its download starts.
+A key that is taken is the caller's decision (``ReplaceCheck``), made in one of two ways:
+
+- conditional writes (the store honours ``If-None-Match``, see ``storage.probe``): a small file is
+  put with ``If-None-Match: *`` and the existing object is looked at only on the store's 412;
+- checking first (a store that ignores the header, or ``TGS3BOT_S3_CONDITIONAL_WRITES=false``): a
+  ``HeadObject`` of the name, then an unconditional put. Big files are always checked first, so a
+  refusal does not wait for their download.
+
+Checking first is safe because every save holds the name's lock from the check to the end of the
+write (``handlers.saving``: ``context.KeyLocks`` in one process, ``redis_locks.RedisKeyLocks``
+across the processes sharing a Redis), and renames take the same lock: no save or rename by this
+bot can come between the check and the write. What stays racy is any writer that does not take
+that lock: another program writing to the bucket, another deployment of the bot on the same
+bucket with its own state, or a Redis lock that expired because Redis was out of reach for longer
+than its timeout (logged as ``key_lock_lost``). With conditional writes, a small file is safe from
+those too; a big one never is, as its multipart upload is not conditional.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
-import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tgs3bot.config import MiB
+from tgs3bot.config import ConditionalWrites, MiB
 from tgs3bot.errors import StartupError, TransferError
-from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
+from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
+from tgs3bot.storage.multipart import check_size, multipart_upload
 from tgs3bot.storage.parts import PartBuffers, PartReader
+from tgs3bot.storage.probe import settle_conditional_writes
+from tgs3bot.storage.s3errors import NOT_FOUND, PRECONDITION_FAILED, error_code, storage_reason
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
-log = structlog.get_logger(__name__)
 
 DEFAULT_PART_SIZE = 8 * MiB  # S3's minimum is 5 MiB; 2000 MB / 8 MiB stays far below 10,000 parts
 S3_CONFIG = AioConfig(
@@ -44,21 +55,6 @@ S3_CONFIG = AioConfig(
     request_checksum_calculation="when_required",
     response_checksum_validation="when_required",
 )
-
-
-def _check_size(received: int, expected: int | None) -> None:
-    if expected is not None and received != expected:
-        raise TransferError(f"the download from Telegram ended after {received} of {expected} bytes")
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "error"))
-
-
-def _storage_reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return f"the storage refused the file ({_error_code(exc)})"
-    return "the storage could not be reached"
 
 
 class S3Storage:
@@ -72,7 +68,7 @@ class S3Storage:
         region: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
         max_parts_in_flight: int = 2,
-        conditional_writes: bool = True,
+        conditional_writes: ConditionalWrites = True,
         pooled_bytes: int = 32 * MiB,
     ) -> None:
         self.bucket = bucket
@@ -80,7 +76,9 @@ class S3Storage:
         self._region = region
         self.part_size = part_size
         self.max_parts_in_flight = max_parts_in_flight
-        self.conditional_writes = conditional_writes
+        self._conditional_setting = conditional_writes
+        # "auto" checks first until ``check_conditional_writes`` has probed the store.
+        self.conditional_writes = conditional_writes is True
         self.buffers = PartBuffers(max_bytes=pooled_bytes)
         self._stack = AsyncExitStack()
         self._client: S3Client | None = None
@@ -105,7 +103,7 @@ class S3Storage:
         try:
             await self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code in ("404", "NoSuchBucket"):
                 raise StartupError(f"the S3 bucket {self.bucket!r} does not exist") from None
             if code in ("403", "AccessDenied"):
@@ -114,16 +112,23 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StartupError(f"the S3 bucket {self.bucket!r} cannot be reached: {exc}") from None
 
+    async def check_conditional_writes(self) -> bool:
+        """Settle whether saves rely on ``If-None-Match: *`` (probing the store for "auto"); at start."""
+        self.conditional_writes = await settle_conditional_writes(
+            self.client, self.bucket, self._conditional_setting
+        )
+        return self.conditional_writes
+
     async def head(self, key: str) -> StoredObject | None:
         """The object under ``key``, or None."""
         try:
             answer = await self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in NOT_FOUND:
                 return None
-            raise TransferError(_storage_reason(exc)) from exc
+            raise TransferError(storage_reason(exc)) from exc
         except BotoCoreError as exc:
-            raise TransferError(_storage_reason(exc)) from exc
+            raise TransferError(storage_reason(exc)) from exc
         return StoredObject(
             key=key,
             size=answer["ContentLength"],
@@ -157,7 +162,7 @@ class S3Storage:
                 await self.client.delete_object(Bucket=self.bucket, Key=new_key)
                 raise
         except (ClientError, BotoCoreError) as exc:
-            raise TransferError(_storage_reason(exc)) from exc
+            raise TransferError(storage_reason(exc)) from exc
         return True
 
     async def save(
@@ -172,10 +177,11 @@ class S3Storage:
         """Stream ``chunks`` into ``key``; on any failure nothing is left behind.
 
         If ``key`` is taken, ``may_replace(existing)`` decides: a ``TransferError`` it raises
-        refuses the save and keeps the existing object. A file under one part is put with
-        ``If-None-Match: *`` (when ``conditional_writes``), so the common case, a new name, costs
-        one request; the existing object is looked at only when S3 answers 412. Bigger files are
-        checked before their download starts, so a refusal does not wait for the whole transfer.
+        refuses the save and keeps the existing object. When ``conditional_writes`` (the store
+        honours ``If-None-Match``), a file under one part is put with ``If-None-Match: *``, so the
+        common case, a new name, costs one request; the existing object is looked at only when S3
+        answers 412. Otherwise, and for bigger files (so a refusal does not wait for the whole
+        transfer), the name is checked first: the caller holds the name's lock (module docstring).
         """
         reader = PartReader(chunks, self.part_size, expected_size, self.buffers)
         args: dict[str, Any] = {
@@ -193,7 +199,7 @@ class S3Storage:
                 may_replace(existing)
             replaced = await self._write(args, reader, expected_size, may_replace if conditional else None)
         except (ClientError, BotoCoreError) as exc:
-            raise TransferError(_storage_reason(exc)) from exc
+            raise TransferError(storage_reason(exc)) from exc
         return SaveResult(size=reader.total, replaced=existing is not None or replaced)
 
     async def _write(
@@ -211,9 +217,9 @@ class S3Storage:
         if not reader.ended:
             reader.push_back(first)  # not None: the stream has not ended
             del first  # the multipart upload takes it from the reader; do not hold a second reference
-            await self._multipart(args, reader, expected_size)
+            await multipart_upload(self.client, args, reader, expected_size, self.max_parts_in_flight)
             return False
-        _check_size(reader.total, expected_size)
+        check_size(reader.total, expected_size)
         body = first or io.BytesIO()
         replaced = False
         if conditional is not None:
@@ -233,7 +239,7 @@ class S3Storage:
         try:
             await self.client.put_object(Body=body, IfNoneMatch="*", **args)
         except ClientError as exc:
-            if _error_code(exc) not in ("PreconditionFailed", "412"):
+            if error_code(exc) not in PRECONDITION_FAILED:
                 raise
         else:
             return None
@@ -243,52 +249,3 @@ class S3Storage:
         body.seek(0)
         await self.client.put_object(Body=body, **args)
         return existing
-
-    async def _multipart(self, args: dict[str, Any], reader: PartReader, expected_size: int | None) -> None:
-        upload = await self.client.create_multipart_upload(**args)
-        upload_id = upload["UploadId"]
-        in_flight: set[asyncio.Task[dict[str, Any]]] = set()
-        try:
-            parts: list[asyncio.Task[dict[str, Any]]] = []
-            part = await reader.read()
-            while part is not None:
-                if len(in_flight) >= self.max_parts_in_flight:
-                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()  # raise the first failure now rather than after the download
-                task = asyncio.create_task(self._upload_part(args, upload_id, len(parts) + 1, part, reader))
-                parts.append(task)
-                in_flight.add(task)
-                part = await reader.read()
-            _check_size(reader.total, expected_size)
-            etags = [await task for task in parts]
-            await self.client.complete_multipart_upload(
-                Bucket=args["Bucket"],
-                Key=args["Key"],
-                UploadId=upload_id,
-                MultipartUpload={"Parts": etags},  # type: ignore[typeddict-item]
-            )
-        except BaseException:
-            for task in in_flight:
-                task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
-            # Shielded: even a shutdown that cancels this transfer must not leave the parts behind.
-            await asyncio.shield(self._abort(args["Key"], upload_id))
-            raise
-
-    async def _upload_part(
-        self, args: dict[str, Any], upload_id: str, number: int, body: io.BytesIO, reader: PartReader
-    ) -> dict[str, Any]:
-        answer = await self.client.upload_part(
-            Bucket=args["Bucket"], Key=args["Key"], UploadId=upload_id, PartNumber=number, Body=body
-        )
-        reader.release(body)
-        return {"PartNumber": number, "ETag": answer["ETag"]}
-
-    async def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (ClientError, BotoCoreError):
-            log.exception("multipart_abort_failed", key=key, upload_id=upload_id)
-        else:
-            log.info("multipart_aborted", key=key)
