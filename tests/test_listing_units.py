@@ -13,8 +13,9 @@ from tgs3bot.context import Context, KeyLocks, Policy
 from tgs3bot.events import EventKind
 from tgs3bot.handlers.listing import MAX_PAGE, PageRequest, list_files, page_data, page_request
 from tgs3bot.handlers.rename import finish_rename
-from tgs3bot.interfaces import Dialog, SavedFile, StoredObject
+from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state import MemoryState
+from tgs3bot.storage.base import StoredObject
 
 
 def test_page_buttons_fit_telegrams_64_bytes_and_read_back() -> None:

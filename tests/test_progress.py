@@ -15,9 +15,9 @@ from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
 from tests.helpers import greet, message_id_of, object_body, to_chat
-from tgs3bot.interfaces import SaveResult
 from tgs3bot.progress import ProgressReporter, Stage, TransferMeter, progress_text, reporting
 from tgs3bot.storage import S3Storage
+from tgs3bot.storage.base import SaveResult
 
 MiB = 1024 * 1024
 # The bot paces edits 2 s apart (PROGRESS_INTERVAL_S); the fake timestamps them when they arrive,

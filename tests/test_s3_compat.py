@@ -25,8 +25,8 @@ from tests.processes import REPLY_TIMEOUT_S, BotProcess, Launch, bot_env, launch
 from tgs3bot.cli import build_parser
 from tgs3bot.config import Settings
 from tgs3bot.errors import TransferError
-from tgs3bot.interfaces import ObjectInfo, StoredObject
 from tgs3bot.storage import PROBE_PREFIX, S3Storage
+from tgs3bot.storage.base import ObjectInfo, StoredObject
 
 __all__ = ["launch"]  # the fixture, used by the end-to-end tests below
 

@@ -15,8 +15,9 @@ from tgs3bot.context import Context, KeyLocks, Policy
 from tgs3bot.events import Document, Event, Keyboard
 from tgs3bot.handlers.documents import RENAME_PREFIX, save_document
 from tgs3bot.handlers.saving import Save
-from tgs3bot.interfaces import ObjectInfo, ObjectStore, Platform, ReplaceCheck, SavedFile, SaveResult
+from tgs3bot.interfaces import Platform, SavedFile
 from tgs3bot.state import MemoryState
+from tgs3bot.storage.base import ObjectInfo, ObjectStore, ReplaceCheck, SaveResult
 
 DEADLINE_S = 60  # a deadline for a hang, not an expectation
 CONTENT = b"the file's bytes"

@@ -12,8 +12,8 @@ import pytest
 
 from tgs3bot.config import MiB
 from tgs3bot.errors import TransferError
-from tgs3bot.interfaces import ObjectInfo, StoredObject
 from tgs3bot.storage import PartBuffers, S3Storage
+from tgs3bot.storage.base import ObjectInfo, StoredObject
 from tgs3bot.storage.parts import PartReader, _PooledPart
 
 INFO = ObjectInfo(content_type="text/plain", content_disposition="attachment", metadata={"user-id": "1"})

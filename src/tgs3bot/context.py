@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from tgs3bot.interfaces import KeyLocking, ObjectStore, Platform, StateStore
+from tgs3bot.interfaces import KeyLocking, Platform, StateStore
+from tgs3bot.storage.base import ObjectStore
 
 
 class KeyLocks:

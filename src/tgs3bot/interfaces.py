@@ -4,12 +4,12 @@
 - ``UpdateQueue``: where the poller leaves updates for the workers (in-process and journaled, or
   Redis Streams for several worker processes); ``Journal``: the in-process queue's durable half.
 - ``StateStore``: what the bot remembers (SQLite by default, memory for tests, Redis).
-- ``ObjectStore``: where documents go (S3 through aioboto3).
+- ``storage.base.ObjectStore``: where documents go (S3 through aioboto3).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NoReturn, Protocol, Self
@@ -238,63 +238,5 @@ class StateStore(Protocol):
         by offset, means an entry dropped or added meanwhile never shifts another one out of view.
         Returns the page, whether more entries lie beyond it in the direction paged (older for
         ``before`` and the first page, newer for ``after``), and the total.
-        """
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """What the bucket knows about a saved object."""
-
-    key: str
-    size: int
-    metadata: Mapping[str, str]
-    content_type: str = "application/octet-stream"
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What is written along with an object's bytes."""
-
-    content_type: str
-    content_disposition: str
-    metadata: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class SaveResult:
-    """What a save wrote: its size, and whether it replaced an object under the same key."""
-
-    size: int
-    replaced: bool
-
-
-ReplaceCheck = Callable[[StoredObject], None]
-"""Called with the object already under a key being saved; raises ``TransferError`` to keep it."""
-
-
-class ObjectStore(Protocol):
-    """The bucket, as the document handlers use it."""
-
-    async def head(self, key: str) -> StoredObject | None:
-        """The object under ``key``, or None if there is none."""
-        ...
-
-    async def rename(self, old_key: str, new_key: str, *, content_disposition: str) -> bool:
-        """Move an object within the bucket (server-side); False if ``old_key`` is gone."""
-        ...
-
-    async def save(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        info: ObjectInfo,
-        expected_size: int | None,
-        *,
-        may_replace: ReplaceCheck,
-    ) -> SaveResult:
-        """Stream ``chunks`` into ``key``; leaves nothing behind on failure.
-
-        If ``key`` is taken, ``may_replace`` is called with the object there and may refuse.
         """
         ...

@@ -18,8 +18,9 @@ from tgs3bot.context import Context
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event
 from tgs3bot.filenames import content_disposition
-from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SavedFile, StoredObject
+from tgs3bot.interfaces import SavedFile
 from tgs3bot.progress import TransferMeter, reporting
+from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, StoredObject
 from tgs3bot.utils import human_size
 
 log = structlog.get_logger(__name__)

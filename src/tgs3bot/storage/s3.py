@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tgs3bot.config import ConditionalWrites, MiB
 from tgs3bot.errors import StartupError, TransferError
-from tgs3bot.interfaces import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
+from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
 from tgs3bot.storage.multipart import check_size, multipart_upload
 from tgs3bot.storage.parts import PartBuffers, PartReader
 from tgs3bot.storage.probe import settle_conditional_writes

@@ -1,0 +1,65 @@
+"""The bucket's seam: ``ObjectStore`` and the data that crosses it (``S3Storage`` implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What the bucket knows about a saved object."""
+
+    key: str
+    size: int
+    metadata: Mapping[str, str]
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What is written along with an object's bytes."""
+
+    content_type: str
+    content_disposition: str
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What a save wrote: its size, and whether it replaced an object under the same key."""
+
+    size: int
+    replaced: bool
+
+
+ReplaceCheck = Callable[[StoredObject], None]
+"""Called with the object already under a key being saved; raises ``TransferError`` to keep it."""
+
+
+class ObjectStore(Protocol):
+    """The bucket, as the document handlers use it."""
+
+    async def head(self, key: str) -> StoredObject | None:
+        """The object under ``key``, or None if there is none."""
+        ...
+
+    async def rename(self, old_key: str, new_key: str, *, content_disposition: str) -> bool:
+        """Move an object within the bucket (server-side); False if ``old_key`` is gone."""
+        ...
+
+    async def save(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        info: ObjectInfo,
+        expected_size: int | None,
+        *,
+        may_replace: ReplaceCheck,
+    ) -> SaveResult:
+        """Stream ``chunks`` into ``key``; leaves nothing behind on failure.
+
+        If ``key`` is taken, ``may_replace`` is called with the object there and may refuse.
+        """
+        ...
