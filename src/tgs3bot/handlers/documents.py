@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 RENAME_PREFIX = "rename:"  # callback data of the buttons under a saved file, followed by its index id
 KEEP_PREFIX = "keep:"
+LINK_PREFIX = "link:"  # the share-link buttons (under a saved file, in /files), followed by its index id
 RESTART_NOTICE_TIMEOUT_S = 5
 SOMETHING_WENT_WRONG = "something went wrong on our side; try again"
 
@@ -55,13 +56,19 @@ async def save_document(ctx: Context, event: Event) -> None:
 
 
 def rename_buttons(file_id: int) -> Keyboard:
-    """The buttons under a saved file: rename it, or keep its name."""
+    """The buttons under a saved file: rename it or keep its name, and a share link."""
     return (
         (
             Button(replies.RENAME_BUTTON, f"{RENAME_PREFIX}{file_id}"),
-            Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),
+            link_button(file_id, replies.LINK_BUTTON),
         ),
+        (Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),),
     )
+
+
+def link_button(file_id: int, text: str) -> Button:
+    """A button that asks for a share link of the file with that index id (``handlers.links``)."""
+    return Button(text, f"{LINK_PREFIX}{file_id}")
 
 
 async def _acknowledge(ctx: Context, event: Event, name: str) -> None:

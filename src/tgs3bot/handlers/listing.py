@@ -12,6 +12,9 @@ Telegram's 64 bytes, however deep the user pages). Entries dropped or added mean
 never shift another one out of view. Prev that reaches the top shows the first page itself, so
 the first page is always the ten newest. The page number in the data is only for the header.
 
+The lines are numbered, and each file still in the bucket gets a "🔗 <number>" button that asks
+for its share link (``link:<id>``, at most 24 bytes; ``handlers.links``).
+
 Button data comes from the client and may be forged or left over from an older version: data that
 is not exactly ``files:next|prev:<page>:<saved_at>:<id>`` within bounds is a stale button.
 """
@@ -29,6 +32,8 @@ import structlog
 from tgs3bot import replies
 from tgs3bot.context import Context
 from tgs3bot.events import Button, Event, Keyboard
+from tgs3bot.handlers.documents import link_button
+from tgs3bot.handlers.entries import check_entry
 from tgs3bot.handlers.rename import parse_file_id
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.utils import human_size
@@ -39,6 +44,7 @@ PAGE_SIZE = 10
 PAGE_PREFIX = "files:"  # callback data of the Prev/Next buttons: files:next|prev:<page>:<cursor>
 MAX_PAGE = 99_999  # the header's page number; five digits keep the data under 64 bytes
 MAX_DATA_BYTES = 64  # Telegram's limit for callback_data
+LINKS_PER_ROW = 5  # "🔗 1" … "🔗 10": two rows of share-link buttons, one per numbered line
 MAX_SHOWN_NAME = 120  # characters; ten long names must fit Telegram's 4096-character message
 _DATA = re.compile(r"files:(next|prev):([0-9]{1,5}):([-+.e0-9]{1,24}):([0-9]{1,19})")
 
@@ -87,11 +93,11 @@ def _shown(key: str) -> str:
     return key if len(key) <= MAX_SHOWN_NAME else key[: MAX_SHOWN_NAME - 1] + "…"
 
 
-def _line(file: SavedFile, present: bool) -> str:
+def _line(number: int, file: SavedFile, present: bool) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(file.saved_at))
     if not present:
-        return f"• {_shown(file.key)} — gone from the bucket"
-    return f"• {_shown(file.key)} — {human_size(file.size)} — {when}"
+        return f"{number}. {_shown(file.key)} — gone from the bucket"
+    return f"{number}. {_shown(file.key)} — {human_size(file.size)} — {when}"
 
 
 def _buttons(page: _Page) -> Keyboard | None:
@@ -104,6 +110,13 @@ def _buttons(page: _Page) -> Keyboard | None:
         following = min(page.number + 1, MAX_PAGE)
         row.append(Button("Next »", page_data(PageRequest(True, following, (last.saved_at, last.id)))))
     return (tuple(row),) if row else None
+
+
+def _with_links(checked: list[tuple[SavedFile, bool]], paging: Keyboard | None) -> Keyboard | None:
+    """A share-link button per file still in the bucket ("🔗 3" for line 3), above Prev/Next."""
+    links = [link_button(f.id, f"🔗 {n}") for n, (f, present) in enumerate(checked, 1) if present]
+    rows = tuple(tuple(links[i : i + LINKS_PER_ROW]) for i in range(0, len(links), LINKS_PER_ROW))
+    return (rows + (paging or ())) or None
 
 
 async def _fetch(ctx: Context, owner: int | None, request: PageRequest | None) -> _Page:
@@ -120,37 +133,16 @@ async def _fetch(ctx: Context, owner: int | None, request: PageRequest | None) -
     return _Page(files, 1, total, newer=False, older=more)
 
 
-async def _check(ctx: Context, file: SavedFile) -> tuple[SavedFile, bool]:
-    """The entry to show and whether its object is in the bucket; one that is gone is dropped.
-
-    The drop holds the key's lock and looks again, because a rename or a save of that key may be
-    half done: a rename copies and deletes the object before it moves the entry, and dropping
-    the entry in between would lose the renamed file from the index for good.
-    """
-    if await ctx.storage.head(file.key) is not None:
-        return file, True
-    async with ctx.key_locks.hold(file.key):
-        current = await ctx.state.get_file(file.id)
-        if current is None:  # dropped already
-            return file, False
-        if current.key != file.key:  # renamed meanwhile: shown under its new name
-            return current, True
-        if await ctx.storage.head(file.key) is not None:  # saved again meanwhile
-            return current, True
-        await ctx.state.forget_file(file.id)
-    log.info("listed_file_gone", key=file.key, file_id=file.id)
-    return file, False
-
-
 async def _page(ctx: Context, user_id: int, request: PageRequest | None) -> tuple[str, Keyboard | None]:
     owner = user_id if ctx.policy.open_bot else None
     page = await _fetch(ctx, owner, request)
     if not page.files:
         return replies.NO_FILES, None
-    checked = await asyncio.gather(*(_check(ctx, f) for f in page.files))
+    checked = await asyncio.gather(*(check_entry(ctx, f) for f in page.files))
     title = "Your files" if owner is not None else "Saved files"
     header = f"{title}, newest first (page {page.number}; {page.total} in all):"
-    return "\n".join([header, *(_line(f, present) for f, present in checked)]), _buttons(page)
+    lines = [_line(n, f, present) for n, (f, present) in enumerate(checked, 1)]
+    return "\n".join([header, *lines]), _with_links(checked, _buttons(page))
 
 
 async def list_files(ctx: Context, event: Event) -> None:
