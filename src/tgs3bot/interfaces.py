@@ -222,6 +222,17 @@ class StateStore(Protocol):
         """Drop the entry (the object is gone from the bucket)."""
         ...
 
+    async def set_file_unique_id(self, file_id: int, file_unique_id: str | None) -> None:
+        """Note which platform file the entry's object holds (None: not known); unknown ids are ignored.
+
+        ``record_file`` keeps an entry's note when its key is saved again: a save writes it next.
+        """
+        ...
+
+    async def find_files_by_unique_id(self, file_unique_id: str, *, limit: int) -> list[SavedFile]:
+        """At most ``limit`` entries noted as holding that platform file, anyone's, newest first."""
+        ...
+
     async def list_files(
         self,
         owner_id: int | None,

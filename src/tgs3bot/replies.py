@@ -54,9 +54,16 @@ def document_received(name: str) -> str:
     return f"[document] Got «{name}». Saving it…"
 
 
-def document_saved(key: str, size: int, *, replaced: bool, note: str | None) -> str:
-    """The answer once the object is in the bucket; the key is given verbatim on its own line."""
-    lines = [f"[document has been saved] {human_size(size)}, saved as:", key]
+def document_saved(key: str, size: int, *, replaced: bool, note: str | None, already: bool = False) -> str:
+    """The answer once the object is in the bucket; the key is given verbatim on its own line.
+
+    ``already``: the bucket held this very file under that key, and nothing was written.
+    """
+    if already:
+        lines = [f"[document has been saved] {human_size(size)}, already in the bucket as:", key]
+        lines.append("This very file was saved under this name before, so it was not downloaded again.")
+    else:
+        lines = [f"[document has been saved] {human_size(size)}, saved as:", key]
     if replaced:
         lines.append("It replaced the earlier file of the same name.")
     if note:

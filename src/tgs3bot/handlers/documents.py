@@ -87,9 +87,18 @@ async def _tell_saved(ctx: Context, event: Event, save: Save, name: SafeName) ->
     if saved is None:
         raise RuntimeError("_tell_saved before the put")
     log.info(
-        "document_saved", key=saved.key, size=saved.size, replaced=saved.replaced, indexed=bool(save.entry)
+        "document_saved",
+        key=saved.key,
+        size=saved.size,
+        replaced=saved.replaced,
+        indexed=bool(save.entry),
+        already=saved.already,
+        copied=saved.copied,
     )
-    text = replies.document_saved(saved.key, saved.size, replaced=saved.replaced, note=_name_note(name))
+    note = _name_note(name)
+    text = replies.document_saved(
+        saved.key, saved.size, replaced=saved.replaced, note=note, already=saved.already
+    )
     buttons = rename_buttons(save.entry.id) if save.entry is not None else None
     try:
         await ctx.platform.send_text(event.chat_id, text, reply_to=event.message_id, buttons=buttons)

@@ -1,8 +1,10 @@
 """One document's way into the bucket: hold its key, stream it in with progress, index it.
 
-The key's lock covers the put and the index write together, so a rename of the same key never
-runs between them. ``Save`` remembers how far it got: an error or a cancellation (shutdown) that
-comes after the put has succeeded leaves a saved file, which the caller must report as saved.
+A file the bucket already holds (the same ``file_unique_id``) is kept or copied there instead of
+downloaded (``handlers.again``), under the same rules and locks. The key's lock covers the put
+(or copy) and the index write together, so a rename of the same key never runs between them.
+``Save`` remembers how far it got: an error or a cancellation (shutdown) that comes after the put
+has succeeded leaves a saved file, which the caller must report as saved.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tgs3bot.context import Context
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event
 from tgs3bot.filenames import content_disposition
+from tgs3bot.handlers.again import UNIQUE_ID_KEY, Earlier, find_earlier, holding_keys, recheck
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.progress import TransferMeter, reporting
 from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, StoredObject
@@ -36,6 +39,8 @@ class Saved:
     key: str
     size: int
     replaced: bool
+    already: bool = False  # the object under the key held this very file: nothing was written
+    copied: bool = False  # copied in the bucket from another key that held it (``handlers.again``)
 
 
 class Save:
@@ -51,7 +56,11 @@ class Save:
         self.entry: SavedFile | None = None  # its index entry, unless the index write failed
 
     async def run(self) -> Saved:
-        """Check the size, then put and index under the key's lock; ``TransferError`` refuses."""
+        """Keep or copy the file if the bucket has it already (``handlers.again``); else check the
+        size, then put and index under the key's lock. ``TransferError`` refuses."""
+        earlier = await find_earlier(self._ctx, self._document, self.key)  # before any lock is held
+        if earlier is not None and (again := await self._again(earlier)) is not None:
+            return again
         self._check_size()
         async with self._ctx.key_locks.hold(self.key):
             # Made here, so that waiting for another save of this name is not counted as transfer time.
@@ -62,6 +71,29 @@ class Save:
                 if self.saved is not None:  # even if cancelled since: the file is in the bucket
                     await _to_the_end(self._record(self.saved), INDEX_WRITE_TIMEOUT_S)
         return saved
+
+    async def _again(self, earlier: Earlier) -> Saved | None:
+        """Keep (same key) or copy the object that holds the file, under both keys' locks.
+
+        None if that object no longer holds it once the locks are held: download it after all.
+        """
+        async with holding_keys(self._ctx.key_locks, self.key, earlier.entry.key):
+            stored = await recheck(self._ctx, earlier, self._document)
+            if stored is None:
+                return None
+            if earlier.entry.key == self.key:
+                self._owner_rule()(stored)  # someone else's name is refused here as in a fresh save
+                self.entry = earlier.entry
+                self.saved = Saved(key=self.key, size=stored.size, replaced=False, already=True)
+                return self.saved
+            try:
+                copy = self._ctx.storage.copy(stored, self.key, self._info(), may_replace=self._owner_rule())
+                if (result := await copy) is not None:
+                    self.saved = Saved(self.key, result.size, result.replaced, copied=True)
+            finally:
+                if self.saved is not None:  # even if cancelled since: the copy is in the bucket
+                    await _to_the_end(self._record(self.saved), INDEX_WRITE_TIMEOUT_S)
+        return self.saved
 
     def _check_size(self) -> None:
         limit, size = self._ctx.policy.download_limit, self._document.file_size
@@ -97,6 +129,7 @@ class Save:
                 size=saved.size,
                 saved_at=time.time(),
             )
+            await self._ctx.state.set_file_unique_id(self.entry.id, self._document.file_unique_id)
         except Exception:
             log.exception("index_write_failed", key=saved.key)
 
@@ -108,7 +141,7 @@ class Save:
             metadata={
                 OWNER_KEY: str(event.user_id),
                 "chat-id": str(event.chat_id),
-                "file-unique-id": document.file_unique_id,
+                UNIQUE_ID_KEY: document.file_unique_id,
             },
         )
 

@@ -24,6 +24,7 @@ class MemoryState:
         self._files: dict[int, SavedFile] = {}
         self._ids_by_key: dict[str, int] = {}
         self._next_id = itertools.count(1)
+        self._unique_ids: dict[int, str] = {}  # entry id → the platform file its object holds
 
     async def __aenter__(self) -> Self:
         return self
@@ -110,3 +111,19 @@ class MemoryState:
         if page is not None:
             entries = [f for f in entries if (f.saved_at, f.id) < page[1]]
         return entries[:limit], len(entries) > limit, total
+
+    async def set_file_unique_id(self, file_id: int, file_unique_id: str | None) -> None:
+        """Note which platform file the entry's object holds (None: not known); unknown ids are ignored."""
+        if file_unique_id is None:
+            self._unique_ids.pop(file_id, None)
+        elif file_id in self._files:
+            self._unique_ids[file_id] = file_unique_id
+
+    async def find_files_by_unique_id(self, file_unique_id: str, *, limit: int) -> list[SavedFile]:
+        """At most ``limit`` entries noted as holding that platform file, newest first."""
+        entries = [
+            self._files[file_id]
+            for file_id, noted in self._unique_ids.items()
+            if noted == file_unique_id and file_id in self._files  # a dropped entry's note is stale
+        ]
+        return sorted(entries, key=_newest_first)[: max(limit, 0)]

@@ -16,6 +16,9 @@ Keys, all under the prefix (``tgs3bot:`` by default):
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
 
+- ``files-by-unique-id:{file_unique_id}`` and a field of ``file:{id}``: which platform file each
+  entry's object holds (``state.redis_unique_ids``).
+
 Each write of the index is one Lua script, so every structure changes together or not at all,
 and a listing (page and total) is one script too. The scripts build key names from the prefix,
 so this is for a single Redis server (with replicas or Sentinel), not Redis Cluster.
@@ -32,6 +35,7 @@ from redis.commands.core import AsyncScript
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.redis_client import open_client, text
 from tgs3bot.state.paging import page_cursor
+from tgs3bot.state.redis_unique_ids import UniqueIdNotes
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
@@ -40,10 +44,11 @@ GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared
 _FORGET = """
 local function forget(p, id)
   local f = p .. 'file:' .. id
-  local fields = redis.call('HMGET', f, 'key', 'owner_id')
+  local fields = redis.call('HMGET', f, 'key', 'owner_id', 'file_unique_id')
   if not fields[1] then return 0 end
   local member = string.rep('0', 20 - #id) .. id
   redis.call('DEL', f)
+  if fields[3] then redis.call('SREM', p .. 'files-by-unique-id:' .. fields[3], id) end
   redis.call('HDEL', p .. 'file-ids', fields[1])
   redis.call('ZREM', p .. 'files', member)
   redis.call('ZREM', p .. 'files-of:' .. fields[2], member)
@@ -127,7 +132,7 @@ return out
 """
 
 
-class RedisState:
+class RedisState(UniqueIdNotes):
     """State in Redis: ``async with RedisState(url) as state: ...``; see the module for the keys."""
 
     def __init__(self, url: str, *, prefix: str = "tgs3bot:") -> None:

@@ -39,6 +39,7 @@ from tgs3bot.state.sqlite_schema import (
     configure,
     migrate,
 )
+from tgs3bot.state.sqlite_unique_ids import UniqueIdNotes
 from tgs3bot.utils import log_exceptions
 
 log = structlog.get_logger(__name__)
@@ -49,7 +50,7 @@ def _saved_file(row: Iterable[Any]) -> SavedFile:
     return SavedFile(int(file_id), str(key), int(owner_id), int(chat_id), int(size), float(saved_at))
 
 
-class SqliteState:
+class SqliteState(UniqueIdNotes):
     """State in an SQLite file: ``async with SqliteState(path) as state: ...``.
 
     One connection, and one lock around each operation: the workers share the connection, and

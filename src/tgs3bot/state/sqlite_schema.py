@@ -1,6 +1,6 @@
 """The SQLite state file's schema, its migrations and the queries ``SqliteState`` runs.
 
-What the file holds (schema version 2, kept in ``PRAGMA user_version``):
+What the file holds (schema version 3, kept in ``PRAGMA user_version``):
 
 - ``greeted(chat_id)``: chats that have had the greeting.
 - ``handled(update_id, at)``: updates already handled, so a redelivered one is skipped; rows older
@@ -10,6 +10,8 @@ What the file holds (schema version 2, kept in ``PRAGMA user_version``):
   with an index for each listing order (one owner's files, everyone's), newest first.
 - ``journal(seq, update_id, chat_id, body)`` (v2): updates taken from the platform and not yet
   handled, in the order they were taken (``seq``), each as its JSON form (``events.to_json``).
+- ``files.file_unique_id`` (v3): which platform file the entry's object holds, if noted
+  (``state.sqlite_unique_ids``), so a file sent again is copied in the bucket, not downloaded.
 """
 
 from __future__ import annotations
@@ -100,9 +102,16 @@ JOURNAL_REMOVE_SQL = "DELETE FROM journal WHERE update_id = ?"
 JOURNAL_ALL_SQL = "SELECT seq, body FROM journal ORDER BY seq"
 JOURNAL_CHAT_SQL = "SELECT seq, body FROM journal WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 
+# The same file again (#10): a nullable column, so entries saved before it simply have no note.
+UNIQUE_IDS_MIGRATION = """
+ALTER TABLE files ADD COLUMN file_unique_id TEXT;
+CREATE INDEX IF NOT EXISTS files_by_unique_id ON files (file_unique_id, saved_at DESC, id DESC)
+    WHERE file_unique_id IS NOT NULL;
+"""
+
 
 # MIGRATIONS[n] takes a file from schema version n to n + 1; a new version appends a script.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, UNIQUE_IDS_MIGRATION)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -64,6 +64,16 @@ class ObjectStore(Protocol):
         """
         ...
 
+    async def copy(
+        self, source: StoredObject, key: str, info: ObjectInfo, *, may_replace: ReplaceCheck
+    ) -> SaveResult | None:
+        """Copy ``source`` to ``key`` in the bucket (server-side), written with ``info``.
+
+        As ``save``, ``may_replace`` decides about an object already under ``key``. None if
+        ``source`` is gone by then.
+        """
+        ...
+
     async def share_link(self, key: str) -> ShareLink:
         """A download link for ``key`` that works until it expires (signed here: no request)."""
         ...

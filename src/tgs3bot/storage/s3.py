@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tgs3bot.config import ConditionalWrites, MiB
 from tgs3bot.errors import StartupError, TransferError
 from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, ShareLink, StoredObject
+from tgs3bot.storage.copies import copy_object
 from tgs3bot.storage.links import SIGNING_CONFIG, presign_download
 from tgs3bot.storage.multipart import check_size, multipart_upload
 from tgs3bot.storage.parts import PartBuffers, PartReader
@@ -174,6 +175,12 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise TransferError(storage_reason(exc)) from exc
         return True
+
+    async def copy(
+        self, source: StoredObject, key: str, info: ObjectInfo, *, may_replace: ReplaceCheck
+    ) -> SaveResult | None:
+        """Copy ``source`` to ``key`` server-side, written with ``info`` (``storage.copies``)."""
+        return await copy_object(self, source, key, info, may_replace)
 
     async def share_link(self, key: str) -> ShareLink:
         """A presigned GET link for ``key``, valid for ``link_ttl_s`` (``storage.links``)."""
