@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from tgs3bot.cli import EXIT_STARTUP_ERROR, main
+from tests.processes import START_TIMEOUT_S, TGS3BOT_RUN
+from tgs3bot.cli import EXIT_STARTUP_ERROR
 from tgs3bot.config import MAX_LINK_TTL_S, load_settings
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghijkl"
@@ -55,14 +58,32 @@ def test_the_ttl_is_seconds_or_a_duration(
         ("-5", "a duration like"),
     ],
 )
-def test_a_ttl_out_of_bounds_is_a_one_line_startup_error(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, why: str
+def test_a_ttl_out_of_bounds_is_refused(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, value: str, why: str
 ) -> None:
-    """Over 7 days (S3 cannot sign it), zero, or not a duration: exit 2 with one line naming the setting."""
+    """Over 7 days (S3 cannot sign it), zero, or not a duration: the settings are invalid, saying why."""
     monkeypatch.setenv("TGS3BOT_LINK_TTL", value)
-    assert main(["run"]) == EXIT_STARTUP_ERROR
-    captured = capsys.readouterr()
-    lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
+    with pytest.raises(ValidationError) as refused:
+        load_settings(env_file=workdir / ".env")
+    [error] = refused.value.errors()
+    assert error["loc"] == ("link_ttl",) and why in error["msg"], error
+
+
+async def test_a_ttl_over_7_days_ends_the_real_cli_with_one_line(workdir: Path) -> None:
+    """`tgs3bot run` with TGS3BOT_LINK_TTL=8d exits 2 with one line naming the setting and the limit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGS3BOT_")}
+    env |= {"TGS3BOT_TELEGRAM_TOKEN": TOKEN, "TGS3BOT_S3_BUCKET": "docs", "TGS3BOT_LINK_TTL": "8d"}
+    proc = await asyncio.create_subprocess_exec(
+        *TGS3BOT_RUN,
+        cwd=workdir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), START_TIMEOUT_S)
+    assert proc.returncode == EXIT_STARTUP_ERROR
+    lines = [line for line in (out + err).decode().splitlines() if line.strip()]
     assert len(lines) == 1, lines
     error = json.loads(lines[0])["error"]
-    assert "TGS3BOT_LINK_TTL" in error and why in error, error
+    assert "TGS3BOT_LINK_TTL" in error and "at most 7 days" in error, error

@@ -58,6 +58,7 @@ async def download(url: str) -> tuple[int, bytes, str]:
 
 
 def sent_links(telegram: FakeTelegram, chat_id: int) -> list[str]:
+    """The link messages the bot sent to the chat."""
     return [t for t in telegram.sent(chat_id) if "Download link" in t]
 
 
