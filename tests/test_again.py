@@ -63,6 +63,7 @@ async def test_the_real_process_downloads_a_file_once_for_both_names(
     assert unquote(stored["ContentDisposition"].split("UTF-8''")[1]) == "Копия отчёта.pdf"
     assert stored["Metadata"] == {
         "user-id": str(CHAT),
+        "platform": "telegram",
         "chat-id": str(CHAT),
         "file-unique-id": document["file_unique_id"],
     }

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tgs3bot.cli import build_parser, loop_factory
+from tests.test_logs import restore_logging
+from tgs3bot.cli import build_parser, loop_factory, main
 from tgs3bot.config import CLOUD_DOWNLOAD_LIMIT, LOCAL_DOWNLOAD_LIMIT, load_settings
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghijkl"
+__all__ = ["restore_logging"]  # the fixture, used below
 
 
 @pytest.fixture
@@ -95,3 +97,47 @@ def test_the_event_loop_is_uvloop_unless_asyncio_is_chosen() -> None:
 
     assert loop_factory("uvloop") is uvloop.new_event_loop
     assert loop_factory("asyncio") is None
+
+
+VK_TOKEN = "vk1.a.FakeCommunityTokenForTestsOnly"
+
+
+def test_vk_alone_is_a_bot_and_its_token_is_hidden(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the VK token and community set, the Telegram token is optional; the VK token never prints."""
+    monkeypatch.setenv("TGS3BOT_VK_TOKEN", VK_TOKEN)
+    monkeypatch.setenv("TGS3BOT_VK_GROUP_ID", "42")
+    monkeypatch.setenv("TGS3BOT_VK_ALLOWED_USERS", "5, 6")
+    monkeypatch.setenv("TGS3BOT_ALLOWED_USERS", "5")
+    monkeypatch.setenv("TGS3BOT_S3_BUCKET", "b")
+    settings = load_settings(env_file=workdir / ".env")
+    assert settings.platforms == ("vk",) and settings.telegram_token is None
+    assert settings.vk_api_url == "https://api.vk.com/method"
+    assert settings.allowed == {("telegram", 5), ("vk", 5), ("vk", 6)}
+    assert VK_TOKEN not in repr(settings) and VK_TOKEN not in str(settings)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--vk-token", VK_TOKEN])
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({}, "no platform is set"),
+        ({"TGS3BOT_VK_TOKEN": VK_TOKEN}, "TGS3BOT_VK_GROUP_ID"),
+    ],
+)
+@pytest.mark.usefixtures("restore_logging")  # main() configures logging for the process
+def test_a_bot_without_a_platform_does_not_start(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    says: str,
+) -> None:
+    """Neither platform (or VK without its community) is one line on stderr and exit code 2."""
+    monkeypatch.setenv("TGS3BOT_S3_BUCKET", "b")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err and "token" in err, err
+    assert VK_TOKEN not in err

@@ -50,7 +50,12 @@ async def test_document_is_saved_with_its_exact_name_bytes_and_headers(
     assert head["ContentType"] == "application/pdf"
     assert unquote(head["ContentDisposition"].split("UTF-8''")[1]) == name
     file_unique_id = next(iter(telegram.files.values())).file_unique_id
-    assert head["Metadata"] == {"user-id": "1", "chat-id": "1", "file-unique-id": file_unique_id}
+    assert head["Metadata"] == {
+        "user-id": "1",
+        "platform": "telegram",
+        "chat-id": "1",
+        "file-unique-id": file_unique_id,
+    }
 
 
 async def test_a_big_document_is_streamed_in_parts(telegram: FakeTelegram, s3: Any, bucket: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers import make_event
-from tgs3bot.events import Event
+from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.state import SqliteState
 from tgs3bot.state.sqlite_journal import SqliteJournal
 
@@ -24,8 +24,10 @@ async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_pa
         assert ids(first) == [900, 5] and ids(again) == [6]
         assert [seq for seq, _ in first + again] == sorted(seq for seq, _ in first + again)
         assert ids(await journal.entries()) == [900, 5, 6]  # the order taken, not the ids' order
-        assert ids(await journal.entries(1, after_seq=first[0][0], limit=5)) == [6]
-        assert (await journal.entries(2))[0][1] == make_event(5, chat_id=2)  # the whole event comes back
+        assert ids(await journal.entries(("telegram", 1), after_seq=first[0][0], limit=5)) == [6]
+        assert (await journal.entries(("telegram", 2)))[0][1] == make_event(
+            5, chat_id=2
+        )  # the whole event comes back
 
 
 async def test_the_journal_survives_a_process_that_never_closed_the_file(tmp_path: Path) -> None:
@@ -43,12 +45,23 @@ async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_pa
     async with SqliteState(path) as state:
         journal = SqliteJournal(state)
         await journal.append([make_event(1), make_event(2)])
-        await state.mark_handled(1)
-        await journal.remove(1)
+        await state.mark_handled("telegram", 1)
+        await journal.remove("telegram", 1)
         async with SqliteState(path) as other:
             assert ids(await SqliteJournal(other).entries()) == [1, 2]
-            assert not await other.is_handled(1)
+            assert not await other.is_handled("telegram", 1)
         await state.flush()
         async with SqliteState(path) as other:
             assert ids(await SqliteJournal(other).entries()) == [2]
-            assert await other.is_handled(1)
+            assert await other.is_handled("telegram", 1)
+
+
+def test_an_event_written_before_platforms_existed_reads_as_telegram() -> None:
+    """A journal or Redis body without ``platform`` (written by an older bot) is a Telegram event."""
+    old_body = (
+        b'{"update_id":7,"kind":"message","chat_id":3,"user_id":3,"private":true,"message_id":1,"text":"hi"}'
+    )
+    event = from_json(old_body)
+    assert event.platform == "telegram" and event.text == "hi"
+    vk_event = make_event(7, chat_id=3, platform="vk")
+    assert from_json(to_json(vk_event)) == vk_event

@@ -10,12 +10,15 @@ from typing import Any, cast
 from structlog.testing import capture_logs
 
 from tests.helpers import make_event
+from tgs3bot import metrics
 from tgs3bot.context import Context, KeyLocks, Policy
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, EventKind
+from tgs3bot.handlers.again import find_earlier, holds
 from tgs3bot.handlers.documents import LINK_PREFIX, save_document
 from tgs3bot.handlers.links import share_link
 from tgs3bot.interfaces import Platform
+from tgs3bot.metrics import Metrics
 from tgs3bot.state import MemoryState
 from tgs3bot.storage.base import ObjectInfo, ObjectStore, ReplaceCheck, SaveResult, StoredObject
 
@@ -86,7 +89,7 @@ class _Bucket:
 async def test_a_bucket_that_cannot_be_asked_gets_a_message_and_a_log_line() -> None:
     """HEAD failing: no link, the spinner stops, the user reads why, the log names the file."""
     state, chat = MemoryState(), _Chat()
-    entry = await state.record_file("a.txt", owner_id=1, chat_id=1, size=1, saved_at=1.0)
+    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=1, saved_at=1.0)
     ctx = Context(cast(Platform, chat), cast(ObjectStore, _Unreachable()), state, Policy())
     press = make_event(1, kind=EventKind.CALLBACK, callback_id="cb", callback_data=f"{LINK_PREFIX}{entry.id}")
     with capture_logs() as logs:
@@ -111,12 +114,69 @@ async def test_a_copy_holds_both_keys_locks_through_the_index_write() -> None:
     state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
     bucket = _Bucket(locks)
     bucket.objects["a.txt"] = StoredObject("a.txt", 5, {"user-id": "1", "file-unique-id": "AgAD1"})
-    entry = await state.record_file("a.txt", owner_id=1, chat_id=1, size=5, saved_at=1.0)
-    await state.set_file_unique_id(entry.id, "AgAD1")
+    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=5, saved_at=1.0)
+    await state.set_file_unique_id("telegram", entry.id, "AgAD1")
     ctx = Context(cast(Platform, chat), cast(ObjectStore, bucket), state, Policy(), key_locks=locks)
     document = Document("file-id", "AgAD1", "b.txt", "text/plain", 5)
     await asyncio.wait_for(save_document(ctx, make_event(2, document=document)), DEADLINE_S)
     assert bucket.held_while_copying == {"a.txt", "b.txt"}
     assert "[document has been saved]" in chat.texts[-1] and "b.txt" in chat.texts[-1].splitlines()
-    [copied] = [f for f in await state.find_files_by_unique_id("AgAD1", limit=5) if f.key == "b.txt"]
-    assert copied.owner_id == 1 and bucket.objects["b.txt"].metadata["file-unique-id"] == "AgAD1"
+    [copied] = [
+        f for f in await state.find_files_by_unique_id("telegram", "AgAD1", limit=5) if f.key == "b.txt"
+    ]
+    assert copied.owner == ("telegram", 1)
+    assert bucket.objects["b.txt"].metadata["file-unique-id"] == "AgAD1"
+    assert bucket.objects["b.txt"].metadata["platform"] == "telegram"  # as a fresh save writes it
+
+
+async def test_a_link_is_refused_to_the_same_number_on_another_platform() -> None:
+    """In an open bot Telegram user 1's file gets no link for VK user 1 (ownership is a pair)."""
+    state, chat = MemoryState(), _Chat()
+    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=1, saved_at=1.0)
+    ctx = Context(cast(Platform, chat), cast(ObjectStore, _Unreachable()), state, Policy())
+    data = f"{LINK_PREFIX}{entry.id}"
+    press = make_event(1, kind=EventKind.CALLBACK, callback_id="cb", callback_data=data, platform="vk")
+    with capture_logs() as logs:
+        await asyncio.wait_for(share_link(ctx, press), DEADLINE_S)
+    assert chat.notices == ["You can get links only to the files you saved."] and chat.texts == []
+    [refused] = [r for r in logs if r["event"] == "share_link_refused"]
+    assert (refused["platform"], refused["owner_platform"]) == ("vk", "telegram")
+
+
+async def test_a_vk_doc_is_never_taken_for_a_telegram_file_of_the_same_id() -> None:
+    """A VK doc whose id text equals a Telegram file's noted id is downloaded, not copied from it."""
+    state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
+    bucket = _Bucket(locks)
+    bucket.objects["a.txt"] = StoredObject(
+        "a.txt", 5, {"user-id": "1", "platform": "telegram", "file-unique-id": "1_2"}
+    )
+    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=5, saved_at=1.0)
+    await state.set_file_unique_id("telegram", entry.id, "1_2")
+    ctx = Context(cast(Platform, chat), cast(ObjectStore, bucket), state, Policy(), key_locks=locks)
+    document = Document("https://vk.example/doc", "1_2", "b.txt", "text/plain", 5)
+    with capture_logs() as logs:
+        earlier = await find_earlier(ctx, make_event(2, document=document, platform="vk"), document, "b.txt")
+    assert earlier is None and not [r for r in logs if r["log_level"] != "debug"]
+    assert not holds(bucket.objects["a.txt"], "vk", document)  # nor would its metadata pass
+    assert holds(bucket.objects["a.txt"], "telegram", document)
+
+
+async def test_copies_and_already_there_count_as_same_file_saves_not_uploads() -> None:
+    """tgs3bot_saved_documents/bytes count uploads only; a copy and an "already there" count in
+    tgs3bot_same_file_saves_total by how."""
+    state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
+    bucket = _Bucket(locks)
+    bucket.objects["a.txt"] = StoredObject("a.txt", 5, {"user-id": "1", "file-unique-id": "AgAD1"})
+    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=5, saved_at=1.0)
+    await state.set_file_unique_id("telegram", entry.id, "AgAD1")
+    ctx = Context(cast(Platform, chat), cast(ObjectStore, bucket), state, Policy(), key_locks=locks)
+    document = Document("file-id", "AgAD1", "b.txt", "text/plain", 5)
+    m = Metrics()
+    with metrics.bound(m):
+        await asyncio.wait_for(save_document(ctx, make_event(2, document=document)), DEADLINE_S)
+        await asyncio.wait_for(save_document(ctx, make_event(3, document=document)), DEADLINE_S)
+    assert "already in the bucket" in chat.texts[-1]
+    get = m.registry.get_sample_value
+    assert get("tgs3bot_same_file_saves_total", {"how": "copied"}) == 1
+    assert get("tgs3bot_same_file_saves_total", {"how": "already"}) == 1
+    assert get("tgs3bot_saved_documents_total") == 0 and get("tgs3bot_saved_bytes_total") == 0

@@ -11,7 +11,15 @@ from typing import Any
 from tests.helpers import make_event
 from tgs3bot.context import Context, KeyLocks, Policy
 from tgs3bot.events import EventKind
-from tgs3bot.handlers.listing import MAX_PAGE, PageRequest, list_files, page_data, page_request
+from tgs3bot.handlers.listing import (
+    MAX_PAGE,
+    PAGE_SIZE,
+    PageRequest,
+    list_files,
+    page_data,
+    page_request,
+    page_size,
+)
 from tgs3bot.handlers.rename import finish_rename
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state import MemoryState
@@ -80,8 +88,10 @@ async def test_listing_never_drops_an_entry_a_rename_is_moving() -> None:
     """/files during a rename's window (object moved, entry not yet) waits for the key's lock and keeps it."""
     state, bucket, chat, locks = MemoryState(), _Bucket("a.txt"), _Chat(), _WatchedLocks()
     ctx = Context(platform=chat, storage=bucket, state=state, policy=Policy(), key_locks=locks)  # type: ignore[arg-type]
-    entry = await state.record_file("a.txt", owner_id=1, chat_id=1, size=1, saved_at=1_700_000_000.0)
-    await state.set_dialog(1, Dialog("rename", entry.id, time.time()))
+    entry = await state.record_file(
+        "a.txt", platform="telegram", owner_id=1, chat_id=1, size=1, saved_at=1_700_000_000.0
+    )
+    await state.set_dialog("telegram", 1, Dialog("rename", entry.id, time.time()))
     renaming = asyncio.create_task(finish_rename(ctx, make_event(1, text="b.txt")))
     await bucket.moved.wait()
     listing = asyncio.create_task(list_files(ctx, make_event(2, text="/files")))
@@ -90,7 +100,16 @@ async def test_listing_never_drops_an_entry_a_rename_is_moving() -> None:
     bucket.release.set()
     await asyncio.gather(renaming, listing)
     contended.cancel()
-    assert await state.get_file(entry.id) == SavedFile(entry.id, "b.txt", 1, 1, 1, 1_700_000_000.0)
+    assert await state.get_file(entry.id) == SavedFile(
+        entry.id, "b.txt", 1, 1, 1, 1_700_000_000.0, "telegram"
+    )
     listed = next(t for t in chat.texts if "newest first" in t)
     assert "b.txt" in listed and "gone" not in listed, listed  # shown under the name it moved to
     assert any("[document has been renamed]" in t for t in chat.texts)
+
+
+def test_a_page_leaves_room_for_a_link_per_line_and_paging_where_buttons_are_few() -> None:
+    """Ten lines where buttons are plenty; with VK's ten buttons, eight lines (eight links, Prev, Next)."""
+    assert page_size(Policy()) == PAGE_SIZE == 10
+    assert page_size(Policy(max_buttons=10)) == 8
+    assert page_size(Policy(max_buttons=2)) == 1  # never an empty page

@@ -36,10 +36,10 @@ from tests.processes import (
     wait_polling,
 )
 from tgs3bot import replies
-from tgs3bot import telegram as telegram_module
 from tgs3bot.config import BackoffConfig
 from tgs3bot.errors import StartupError, TransientError
-from tgs3bot.telegram import TelegramPlatform
+from tgs3bot.platforms import telegram as telegram_module
+from tgs3bot.platforms.telegram import TelegramPlatform
 
 __all__ = ["launch"]  # the fixture, used by the end-to-end tests below
 DEADLINE_S = 60  # bounds a hang on a busy machine; says nothing about how fast things happen

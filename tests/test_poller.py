@@ -22,6 +22,8 @@ DEADLINE_S = 60  # for waits on an event: it bounds a hang, it does not say how 
 class ScriptedPlatform:
     """Answers getUpdates from a script of batches and errors; records the offsets asked for."""
 
+    name = "telegram"
+
     def __init__(self, script: Sequence[UpdateBatch | Exception]) -> None:
         self.script = list(script)
         self.offsets: list[int | None] = []
@@ -40,6 +42,12 @@ class ScriptedPlatform:
         if isinstance(step, Exception):
             raise step
         return step
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def send_text(
         self, chat_id: int, text: str, *, reply_to: int | None = None, buttons: Keyboard | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.helpers import make_event
@@ -44,10 +46,11 @@ async def route(
 ) -> str:
     state = MemoryState()
     if greeted:
-        await state.mark_greeted(event.chat_id)
+        await state.mark_greeted("telegram", event.chat_id)
     if dialog:
-        await state.set_dialog(event.chat_id, Dialog(kind="rename", file_id=1, started_at=0.0))
-    ctx = Context(platform=None, storage=None, state=state, policy=Policy(allowed_users=allowed))  # type: ignore[arg-type]
+        await state.set_dialog("telegram", event.chat_id, Dialog(kind="rename", file_id=1, started_at=0.0))
+    policy = Policy(allowed_users=frozenset(("telegram", user) for user in allowed))
+    ctx = Context(platform=None, storage=None, state=state, policy=policy)  # type: ignore[arg-type]
     chosen = await build_router().route_for(ctx, event)
     assert chosen is not None
     return chosen.name
@@ -84,6 +87,12 @@ async def test_outsiders_are_denied_before_anything_else() -> None:
     for event in (message(text="/start", user=9), message(document=DOC, user=9), press("files:0", user=9)):
         assert await route(event, greeted=False, allowed=frozenset({1})) == "access_denied"
     assert await route(message(text="/start"), greeted=False, allowed=frozenset({1})) == "greeting"
+
+
+async def test_an_allowlist_names_a_user_of_one_platform() -> None:
+    """Telegram user 1 on the allowlist does not let VK user 1 in: a closed bot is closed on VK too."""
+    vk_user = dataclasses.replace(message(text="/start"), platform="vk")
+    assert await route(vk_user, greeted=False, allowed=frozenset({1})) == "access_denied"
 
 
 async def test_a_text_during_the_rename_question_is_the_answer() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,12 +13,13 @@ import pytest
 
 from tests.helpers import make_event
 from tgs3bot.context import Context, KeyLocks, Policy
+from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event, Keyboard
 from tgs3bot.handlers.documents import RENAME_PREFIX, save_document
 from tgs3bot.handlers.saving import Save
 from tgs3bot.interfaces import Platform, SavedFile
 from tgs3bot.state import MemoryState
-from tgs3bot.storage.base import ObjectInfo, ObjectStore, ReplaceCheck, SaveResult
+from tgs3bot.storage.base import ObjectInfo, ObjectStore, ReplaceCheck, SaveResult, StoredObject
 
 DEADLINE_S = 60  # a deadline for a hang, not an expectation
 CONTENT = b"the file's bytes"
@@ -95,13 +97,13 @@ class _Index(MemoryState):
         self.release.set()
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         self.held_while_recording.append(key in self.locks.held)
         self.recording.set()
         await self.release.wait()
         return await super().record_file(
-            key, owner_id=owner_id, chat_id=chat_id, size=size, saved_at=saved_at
+            key, platform=platform, owner_id=owner_id, chat_id=chat_id, size=size, saved_at=saved_at
         )
 
 
@@ -144,7 +146,7 @@ async def test_a_shutdown_after_the_put_counts_as_saved() -> None:
     assert buttons is not None  # the Rename button: the file is in the index
     entry = await state.get_file(int(buttons[0][0].data.removeprefix(RENAME_PREFIX)))
     assert entry is not None and entry.key == "a.txt"
-    assert await state.is_handled(event.update_id)  # the restart does not save it again
+    assert await state.is_handled("telegram", event.update_id)  # the restart does not save it again
 
 
 async def test_the_speed_clock_starts_once_the_keys_lock_is_held() -> None:
@@ -159,3 +161,18 @@ async def test_the_speed_clock_starts_once_the_keys_lock_is_held() -> None:
     locks.opened.set()
     await asyncio.wait_for(task, DEADLINE_S)
     assert save.meter is not None and save.meter.started >= released_at
+
+
+def test_in_an_open_bot_a_name_belongs_to_one_user_of_one_platform() -> None:
+    """The owner check compares platform and user: VK user 1 may not replace Telegram user 1's file."""
+    ctx, _, _, _, event = _setup()
+    assert event.document is not None
+    mine = StoredObject("a.txt", 1, {"user-id": "1", "platform": "telegram"})
+    legacy = StoredObject("a.txt", 1, {"user-id": "1"})  # saved before VK: a Telegram user's
+    Save(ctx, event, event.document, "a.txt")._owner_rule()(mine)
+    Save(ctx, event, event.document, "a.txt")._owner_rule()(legacy)
+    vk_event = dataclasses.replace(event, platform="vk")
+    for stored in (mine, legacy):
+        with pytest.raises(TransferError, match="taken by a file someone else saved"):
+            Save(ctx, vk_event, event.document, "a.txt")._owner_rule()(stored)
+    assert Save(ctx, vk_event, event.document, "a.txt")._info().metadata["platform"] == "vk"

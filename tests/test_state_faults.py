@@ -29,8 +29,10 @@ async def test_a_locked_file_delays_the_marks_but_fails_no_update_and_no_flusher
         locker.execute("BEGIN EXCLUSIVE")
         try:
             for update_id in range(1, MARK_FLUSH_BATCH + 1):
-                await state.mark_handled(update_id)  # the batch is full: a flush is tried, and fails
-            assert await state.is_handled(MARK_FLUSH_BATCH)
+                await state.mark_handled(
+                    "telegram", update_id
+                )  # the batch is full: a flush is tried, and fails
+            assert await state.is_handled("telegram", MARK_FLUSH_BATCH)
         finally:
             locker.rollback()
             locker.close()
@@ -46,12 +48,12 @@ async def test_handled_ids_past_their_retention_are_forgotten_while_running(tmp_
     now = [1_700_000_000.0]
     path = tmp_path / "s.sqlite3"
     async with SqliteState(path, clock=lambda: now[0]) as state:
-        await state.mark_handled(42)
+        await state.mark_handled("telegram", 42)
         await state.flush()
         now[0] += HANDLED_RETENTION_S + 1
-        await state.mark_handled(43)
+        await state.mark_handled("telegram", 43)
         await state.prune()
-        assert not await state.is_handled(42)
-        assert await state.is_handled(43)
+        assert not await state.is_handled("telegram", 42)
+        assert await state.is_handled("telegram", 43)
         await state.flush()
         assert handled_on_disk(path) == 1

@@ -30,27 +30,35 @@ async def test_list_files_pages_back_with_an_after_cursor(state: StateStore) -> 
     """``after`` gives the entries just newer than the cursor, newest first, and says if more are newer."""
     entries = [await record(state, f"{n:02}.pdf", saved_at=NOW + n) for n in range(25)]
     cursor = (entries[4].saved_at, entries[4].id)  # 20 entries are newer
-    page, more, total = await state.list_files(1, limit=10, after=cursor)
+    page, more, total = await state.list_files(("telegram", 1), limit=10, after=cursor)
     assert ([f.key for f in page], more, total) == ([f"{n:02}.pdf" for n in range(14, 4, -1)], True, 25)
-    page, more, _ = await state.list_files(1, limit=10, after=(page[0].saved_at, page[0].id))
+    page, more, _ = await state.list_files(("telegram", 1), limit=10, after=(page[0].saved_at, page[0].id))
     assert ([f.key for f in page], more) == ([f"{n:02}.pdf" for n in range(24, 14, -1)], False)
     newest = entries[-1]
-    assert await state.list_files(1, limit=10, after=(newest.saved_at, newest.id)) == ([], False, 25)
+    assert await state.list_files(("telegram", 1), limit=10, after=(newest.saved_at, newest.id)) == (
+        [],
+        False,
+        25,
+    )
     with pytest.raises(ValueError, match="one cursor"):
-        await state.list_files(1, limit=10, before=cursor, after=cursor)
+        await state.list_files(("telegram", 1), limit=10, before=cursor, after=cursor)
 
 
 async def test_list_files_by_cursor_skips_nothing_when_entries_are_dropped(state: StateStore) -> None:
     """Entries forgotten while paging (gone from the bucket) never shift another one out of view."""
     for n in range(25):
         await record(state, f"{n:02}.pdf", saved_at=NOW + n)
-    first, _, _ = await state.list_files(1, limit=10)
+    first, _, _ = await state.list_files(("telegram", 1), limit=10)
     for gone in first[3:5]:  # dropped while the first page is shown
         await state.forget_file(gone.id)
     await state.forget_file(first[-1].id)  # the cursor's own entry may be gone too
-    second, more, total = await state.list_files(1, limit=10, before=(first[-1].saved_at, first[-1].id))
+    second, more, total = await state.list_files(
+        ("telegram", 1), limit=10, before=(first[-1].saved_at, first[-1].id)
+    )
     assert ([f.key for f in second], more, total) == ([f"{n:02}.pdf" for n in range(14, 4, -1)], True, 22)
-    back, more, _ = await state.list_files(1, limit=10, after=(second[0].saved_at, second[0].id))
+    back, more, _ = await state.list_files(
+        ("telegram", 1), limit=10, after=(second[0].saved_at, second[0].id)
+    )
     assert ([f.key for f in back], more) == ([f.key for f in first[:-1] if f not in first[3:5]], False)
 
 
@@ -59,29 +67,37 @@ async def test_list_files_cursors_split_entries_saved_at_the_same_moment(state: 
     for n in range(40):  # four distinct times, ten entries each, interleaved by id and owner
         await record(state, f"{n:02}.pdf", saved_at=NOW + (n * 7 % 4) / 2, owner_id=1 + n % 2)
     for owner in (None, 1):
-        everything, _, total = await state.list_files(owner, limit=100)
+        everything, _, total = await state.list_files(_owner(owner), limit=100)
         order = [(f.saved_at, f.id) for f in everything]
         assert order == sorted(order, reverse=True) and total == len(everything)
         assert await _walk_older(state, owner, limit=3) == [f.id for f in everything]
         assert await _walk_newer(state, owner, limit=4) == [f.id for f in reversed(everything)]
 
 
+def _owner(owner: int | None) -> tuple[str, int] | None:
+    return None if owner is None else ("telegram", owner)
+
+
 async def _walk_older(state: StateStore, owner: int | None, *, limit: int) -> list[int]:
     """Every id from the newest, a page at a time with ``before`` cursors."""
-    page, more, _ = await state.list_files(owner, limit=limit)
+    page, more, _ = await state.list_files(_owner(owner), limit=limit)
     ids = [f.id for f in page]
     while more:
-        page, more, _ = await state.list_files(owner, limit=limit, before=(page[-1].saved_at, page[-1].id))
+        page, more, _ = await state.list_files(
+            _owner(owner), limit=limit, before=(page[-1].saved_at, page[-1].id)
+        )
         ids += [f.id for f in page]
     return ids
 
 
 async def _walk_newer(state: StateStore, owner: int | None, *, limit: int) -> list[int]:
     """Every id from the oldest, a page at a time with ``after`` cursors (each page is newest first)."""
-    page, more, _ = await state.list_files(owner, limit=limit, after=(0.0, 0))
+    page, more, _ = await state.list_files(_owner(owner), limit=limit, after=(0.0, 0))
     ids = [f.id for f in reversed(page)]
     while more:
-        page, more, _ = await state.list_files(owner, limit=limit, after=(page[0].saved_at, page[0].id))
+        page, more, _ = await state.list_files(
+            _owner(owner), limit=limit, after=(page[0].saved_at, page[0].id)
+        )
         ids += [f.id for f in reversed(page)]
     return ids
 
@@ -96,12 +112,12 @@ async def test_sqlite_listing_of_thousands_uses_the_indexes(tmp_path: Path) -> N
         page, _, total = await state.list_files(None, limit=10, before=(NOW + at // 3, at + 1))
         mine_first = [n for n in newest_first if n % 2 == 1]
         at = mine_first[1999]
-        mine, _, my_total = await state.list_files(2, limit=10, before=(NOW + at // 3, at + 1))
+        mine, _, my_total = await state.list_files(("telegram", 2), limit=10, before=(NOW + at // 3, at + 1))
     assert ([f.key for f in page], total) == ([f"{n}.pdf" for n in newest_first[2500:2510]], 5000)
     assert ([f.key for f in mine], my_total) == ([f"{n}.pdf" for n in mine_first[2000:2010]], 2500)
     with closing(sqlite3.connect(tmp_path / "state.sqlite3")) as db:
         for owner, cursor in itertools.product((True, False), (None, "before", "after")):
-            params = (2,) * owner + (NOW + 800, 2400) * (cursor is not None) + (11,)
+            params = ("telegram", 2) * owner + (NOW + 800, 2400) * (cursor is not None) + (11,)
             plan = " | ".join(
                 row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {LIST_FILES_SQL[owner, cursor]}", params)
             )

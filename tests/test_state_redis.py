@@ -36,6 +36,10 @@ from tests.test_state_paging import (
     test_list_files_cursors_split_entries_saved_at_the_same_moment,
     test_list_files_pages_back_with_an_after_cursor,
 )
+from tests.test_state_platforms import (
+    test_a_vk_user_and_a_telegram_user_of_one_number_never_meet,
+    test_poll_cursor_is_kept_per_platform,
+)
 from tgs3bot.errors import StartupError
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.redis_client import redacted
@@ -43,7 +47,9 @@ from tgs3bot.state.redis import RedisState
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 SHARED_BEHAVIOURS = (
+    test_a_vk_user_and_a_telegram_user_of_one_number_never_meet,
     test_greeting_is_remembered_per_chat,
+    test_poll_cursor_is_kept_per_platform,
     test_handled_update_ids_are_remembered,
     test_dialog_is_set_replaced_and_closed,
     test_record_file_gives_new_keys_new_ids,
@@ -81,14 +87,14 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 async def test_state_survives_a_new_instance_on_the_same_server(redis_url: str) -> None:
     """Everything written by one RedisState is there for the next one (a restarted process)."""
     async with RedisState(redis_url) as state:
-        await state.mark_greeted(1)
-        await state.mark_handled(10)
-        await state.set_dialog(1, Dialog("rename", 1, NOW))
+        await state.mark_greeted("telegram", 1)
+        await state.mark_handled("telegram", 10)
+        await state.set_dialog("telegram", 1, Dialog("rename", 1, NOW))
         entry = await record(state, "a.pdf")
     async with RedisState(redis_url) as state:
-        assert await state.is_greeted(1)
-        assert await state.is_handled(10)
-        assert await state.get_dialog(1) == Dialog("rename", 1, NOW)
+        assert await state.is_greeted("telegram", 1)
+        assert await state.is_handled("telegram", 10)
+        assert await state.get_dialog("telegram", 1) == Dialog("rename", 1, NOW)
         assert await state.get_file(entry.id) == entry
         assert (await record(state, "b.pdf")).id == entry.id + 1
 
@@ -97,13 +103,13 @@ async def test_two_instances_see_each_others_writes(redis_url: str) -> None:
     """A write through one RedisState is read at once through another (another worker process)."""
     async with RedisState(redis_url) as one, RedisState(redis_url) as other:
         entry = await record(one, "a.pdf")
-        await one.mark_handled(7)
-        await other.set_dialog(3, Dialog("rename", entry.id, NOW))
+        await one.mark_handled("telegram", 7)
+        await other.set_dialog("telegram", 3, Dialog("rename", entry.id, NOW))
         await other.rename_file(entry.id, "b.pdf")
-        assert await other.get_file(entry.id) == SavedFile(entry.id, "b.pdf", 1, 101, 5, NOW)
-        assert await other.is_handled(7)
-        assert await one.get_dialog(3) == Dialog("rename", entry.id, NOW)
-        assert await one.list_files(1, limit=5) == ([await other.get_file(entry.id)], False, 1)
+        assert await other.get_file(entry.id) == SavedFile(entry.id, "b.pdf", 1, 101, 5, NOW, "telegram")
+        assert await other.is_handled("telegram", 7)
+        assert await one.get_dialog("telegram", 3) == Dialog("rename", entry.id, NOW)
+        assert await one.list_files(("telegram", 1), limit=5) == ([await other.get_file(entry.id)], False, 1)
 
 
 async def test_concurrent_saves_from_two_instances_share_one_id_sequence(redis_url: str) -> None:
@@ -122,14 +128,14 @@ async def test_a_greeted_chat_is_remembered_in_memory_and_an_ungreeted_one_is_as
 ) -> None:
     """True is served from memory (a chat is never un-greeted: SREM behind its back changes nothing);
     False is never cached: a greeting marked by another process is seen at once."""
-    await state.mark_greeted(1)
+    await state.mark_greeted("telegram", 1)
     await raw.srem("tgs3bot:greeted", "1")
-    assert await state.is_greeted(1)
-    assert not await state.is_greeted(2)
+    assert await state.is_greeted("telegram", 1)
+    assert not await state.is_greeted("telegram", 2)
     await raw.sadd("tgs3bot:greeted", "2")  # another process greets chat 2
-    assert await state.is_greeted(2)
+    assert await state.is_greeted("telegram", 2)
     await raw.srem("tgs3bot:greeted", "2")
-    assert await state.is_greeted(2)  # remembered from the read above
+    assert await state.is_greeted("telegram", 2)  # remembered from the read above
 
 
 async def test_the_greeted_cache_is_bounded(
@@ -138,14 +144,14 @@ async def test_the_greeted_cache_is_bounded(
     """When full, the cache is cleared: its chats are asked of Redis again."""
     monkeypatch.setattr("tgs3bot.state.redis.GREETED_CACHE_SIZE", 2)
     for chat in (1, 2, 3):
-        await state.mark_greeted(chat)
+        await state.mark_greeted("telegram", chat)
     await raw.delete("tgs3bot:greeted")
-    assert [await state.is_greeted(chat) for chat in (1, 2, 3)] == [False, False, True]
+    assert [await state.is_greeted("telegram", chat) for chat in (1, 2, 3)] == [False, False, True]
 
 
 async def test_handled_ids_expire(state: RedisState, raw: aioredis.Redis) -> None:
     """A handled id is a key with a TTL of at most the retention, so Redis forgets it by itself."""
-    await state.mark_handled(10)
+    await state.mark_handled("telegram", 10)
     ttl = await raw.ttl("tgs3bot:handled:10")
     assert 0 < ttl <= HANDLED_RETENTION_S
 
@@ -165,9 +171,9 @@ async def test_index_keys_are_gone_after_forgetting_everything(
 async def test_a_prefix_keeps_two_bots_apart(redis_url: str) -> None:
     """Two bots with different prefixes on one server share nothing."""
     async with RedisState(redis_url, prefix="one:") as one, RedisState(redis_url, prefix="two:") as two:
-        await one.mark_greeted(1)
+        await one.mark_greeted("telegram", 1)
         await record(one, "a.pdf")
-        assert not await two.is_greeted(1)
+        assert not await two.is_greeted("telegram", 1)
         assert await two.list_files(None, limit=5) == ([], False, 0)
 
 
@@ -190,4 +196,6 @@ def test_redacted_hides_only_the_password() -> None:
 async def test_state_outside_async_with_raises(redis_url: str) -> None:
     """Using the store before opening it is a clear error."""
     with pytest.raises(RuntimeError, match="async with"):
-        await RedisState(redis_url).record_file("a", owner_id=1, chat_id=1, size=1, saved_at=NOW)
+        await RedisState(redis_url).record_file(
+            "a", platform="telegram", owner_id=1, chat_id=1, size=1, saved_at=NOW
+        )

@@ -8,8 +8,10 @@ them.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tgs3bot.config import Settings
 from tgs3bot.context import KeyLocks
@@ -22,12 +24,13 @@ from tgs3bot.state.sqlite_journal import SqliteJournal
 
 @dataclass(frozen=True, slots=True)
 class Backends:
-    """The shared parts of one process; ``lease`` is set where several pollers may run (Redis)."""
+    """The shared parts of one process; ``leases`` (one per platform) where several pollers may run
+    (Redis)."""
 
     state: StateStore
     queue: UpdateQueue
     key_locks: KeyLocking
-    lease: PollerLeasing | None = None
+    leases: Mapping[str, PollerLeasing] = field(default_factory=dict)
 
 
 async def open_backends(
@@ -54,16 +57,20 @@ async def _open_redis(stack: AsyncExitStack, settings: Settings, url: str) -> Ba
     from tgs3bot.state.redis import RedisState
 
     state = await stack.enter_async_context(RedisState(url))
-    lease = PollerLease(state.client, lease_s=settings.redis_lease_s)
+    token = secrets.token_hex(16)  # this process's pollers' token: the queue's fence compares it
+    leases = {
+        name: PollerLease(state.client, lease_s=settings.redis_lease_s, platform=name, token=token)
+        for name in settings.platforms
+    }
     queue = RedisQueue(
         url,
         queue_size=settings.queue_size,
         claim_idle_s=settings.redis_claim_idle_s,
-        lease_token=lease.token,
+        lease_token=token,
         max_connections=settings.concurrent_workers + 8,
     )
     await stack.enter_async_context(queue)
-    return Backends(state=state, queue=queue, key_locks=RedisKeyLocks(state.client), lease=lease)
+    return Backends(state=state, queue=queue, key_locks=RedisKeyLocks(state.client), leases=leases)
 
 
 def _journal(state: StateStore) -> Journal:

@@ -27,17 +27,17 @@ from tgs3bot.logs import configure_logging, token_secrets
 
 EXIT_RUNTIME_ERROR = 1
 EXIT_STARTUP_ERROR = 2
-SECRET_FIELDS = frozenset({"telegram_token", "redis_url"})
+SECRET_FIELDS = frozenset({"telegram_token", "vk_token", "redis_url"})
 ROLES = {
     "run": "run the bot: the poller and the workers",
-    "poll": "only poll Telegram into Redis (needs TGS3BOT_REDIS_URL; one of several polls at a time)",
+    "poll": "only poll the platforms into Redis (needs TGS3BOT_REDIS_URL; one of several polls at a time)",
     "work": "only handle updates from Redis (needs TGS3BOT_REDIS_URL; run as many as you like)",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """``tgs3bot run|poll|work``, each with a flag for every setting except the secrets."""
-    parser = argparse.ArgumentParser(prog="tgs3bot", description="Save Telegram documents into S3.")
+    parser = argparse.ArgumentParser(prog="tgs3bot", description="Save Telegram and VK documents into S3.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for role, help_text in ROLES.items():
@@ -67,17 +67,20 @@ def _add_setting_flags(command: argparse.ArgumentParser) -> None:
 def _settings_error(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "settings"
-        if field == "telegram_token" and error["type"] == "missing":
-            problems.append("the Telegram bot token is not set (TGS3BOT_TELEGRAM_TOKEN)")
+        if not error["loc"]:  # a rule across fields: its message names the variables
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
         else:
-            problems.append(f"TGS3BOT_{field.upper()}: {error['msg']}")
+            problems.append(f"TGS3BOT_{str(error['loc'][0]).upper()}: {error['msg']}")
     return "invalid settings: " + "; ".join(problems)
 
 
 def _secrets(settings: Settings) -> list[str]:
-    """What the logs must never show: the token (and its secret half), the Redis password."""
-    secrets = token_secrets(settings.telegram_token.get_secret_value())
+    """What the logs must never show: the tokens (and a Telegram token's secret half), the Redis password."""
+    secrets = []
+    if settings.telegram_token is not None:
+        secrets += token_secrets(settings.telegram_token.get_secret_value())
+    if settings.vk_token is not None:
+        secrets.append(settings.vk_token.get_secret_value())
     if settings.redis_url is not None:
         password = urlsplit(settings.redis_url.get_secret_value()).password
         if password:

@@ -10,10 +10,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -44,7 +44,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    telegram_token: SecretStr = Field(description="bot token from @BotFather")
+    telegram_token: SecretStr | None = Field(
+        None, description="bot token from @BotFather (optional once VK is set)"
+    )
     telegram_api_url: str = Field(
         "https://api.telegram.org", description="Bot API base URL (a local Bot API server, a fake)"
     )
@@ -80,9 +82,19 @@ class Settings(BaseSettings):
         "(at most 7d, S3's limit for a signed link)",
     )
     concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
-    queue_size: int = Field(100, ge=1, description="updates taken from Telegram and not yet handled")
+    queue_size: int = Field(100, ge=1, description="updates taken from the platforms and not yet handled")
     allowed_users: Annotated[frozenset[int], NoDecode] = Field(
-        frozenset(), description="comma-separated user ids allowed to use the bot; empty: everyone"
+        frozenset(),
+        description="comma-separated Telegram user ids allowed to use the bot; "
+        "empty here and in TGS3BOT_VK_ALLOWED_USERS: everyone",
+    )
+    vk_token: SecretStr | None = Field(None, description="VK community token (Bots Long Poll API)")
+    vk_group_id: int | None = Field(None, gt=0, description="the VK community's id (with TGS3BOT_VK_TOKEN)")
+    vk_api_url: str = Field("https://api.vk.com/method", description="VK API base URL (a fake, a proxy)")
+    vk_allowed_users: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(),
+        description="comma-separated VK user ids allowed to use the bot; one allowlist set anywhere "
+        "closes the bot on every platform",
     )
     state_path: Path = Field(Path("tgs3bot-state.sqlite3"), description="SQLite file of the state")
     shutdown_timeout: float = Field(30.0, gt=0, description="seconds to finish queued work on SIGTERM")
@@ -101,12 +113,22 @@ class Settings(BaseSettings):
     redis_claim_idle_s: float = Field(
         60.0, gt=0, description="seconds before a dead worker's update is taken over by another"
     )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics and /healthz on this port; unset: off"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the metrics server listens on (0.0.0.0 in a container, so others reach it)",
+    )
+    health_max_poll_failure_s: float = Field(
+        60.0, ge=0, description="seconds getUpdates may keep failing before /healthz answers 503"
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",
         description="uvloop (where installed, as it is by default on Linux and macOS) or asyncio's own",
     )
 
-    @field_validator("allowed_users", mode="before")
+    @field_validator("allowed_users", "vk_allowed_users", mode="before")
     @classmethod
     def _split_user_ids(cls, value: Any) -> Any:
         # pydantic-settings would parse a list from the environment as JSON; operators write "1,2".
@@ -140,6 +162,31 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _some_platform(self) -> Self:
+        if self.telegram_token is None and self.vk_token is None:
+            raise ValueError(
+                "no platform is set: the Telegram bot token (TGS3BOT_TELEGRAM_TOKEN), "
+                "or the VK community token (TGS3BOT_VK_TOKEN), or both"
+            )
+        if self.vk_token is not None and self.vk_group_id is None:
+            raise ValueError("the VK community token needs its community's id (TGS3BOT_VK_GROUP_ID)")
+        return self
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms this bot serves, by name."""
+        return tuple(
+            name for name, token in (("telegram", self.telegram_token), ("vk", self.vk_token)) if token
+        )
+
+    @property
+    def allowed(self) -> frozenset[tuple[str, int]]:
+        """Every platform's allowlist as (platform, user id); empty: an open bot."""
+        return frozenset(("telegram", user) for user in self.allowed_users) | frozenset(
+            ("vk", user) for user in self.vk_allowed_users
+        )
 
     @property
     def download_limit(self) -> int:

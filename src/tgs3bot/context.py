@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from tgs3bot.events import UserKey
 from tgs3bot.interfaces import KeyLocking, Platform, StateStore
 from tgs3bot.storage.base import ObjectStore
 
@@ -35,19 +36,25 @@ class KeyLocks:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The operator's rules: who may use the bot, and how big a file may be."""
+    """The operator's rules: who may use the bot, and the limits its platform sets (file size, buttons).
 
-    allowed_users: frozenset[int] = frozenset()
+    ``allowed_users`` holds (platform, user id) pairs from every platform's allowlist: one bot is
+    open (no allowlist set anywhere) or closed (only those listed, on each platform).
+    """
+
+    allowed_users: frozenset[UserKey] = frozenset()
     download_limit: int = 20 * 1024 * 1024
+    platform_title: str = "Telegram"  # who sets ``download_limit``, as the refusal names it
+    max_buttons: int | None = None  # buttons the platform shows under one message (VK: 10); None: plenty
 
     @property
     def open_bot(self) -> bool:
         """True when anyone may use the bot."""
         return not self.allowed_users
 
-    def allows(self, user_id: int) -> bool:
+    def allows(self, user: UserKey) -> bool:
         """Whether the user may use the bot."""
-        return self.open_bot or user_id in self.allowed_users
+        return self.open_bot or user in self.allowed_users
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Platform-neutral updates: what the poller queues and the handlers read.
 
-A platform adapter (Telegram today, VK later) turns its raw updates into these frozen dataclasses,
+A platform adapter (Telegram, VK) turns its raw updates into these frozen dataclasses,
 so the queue, the worker and the handlers never depend on one platform's types.
 """
 
@@ -31,6 +31,10 @@ class Document:
     file_size: int | None
 
 
+ChatKey = tuple[str, int]  # (platform, chat id): a chat's identity across platforms (SPEC §6)
+UserKey = tuple[str, int]  # (platform, user id): who someone is, across platforms
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One update the bot must handle, in the order of its chat."""
@@ -45,6 +49,19 @@ class Event:
     document: Document | None = None
     callback_id: str | None = None
     callback_data: str | None = None
+    # Last, with a default: journal entries and Redis bodies written before VK existed read as
+    # Telegram's. Chat, user and update ids are numbers within one platform (SPEC §6).
+    platform: str = "telegram"
+
+    @property
+    def chat(self) -> ChatKey:
+        """The chat across platforms: what per-chat order, dialogs and greetings are kept by."""
+        return (self.platform, self.chat_id)
+
+    @property
+    def user(self) -> UserKey:
+        """The sender across platforms: what owns a saved file."""
+        return (self.platform, self.user_id)
 
     @property
     def command(self) -> str | None:

@@ -1,6 +1,6 @@
 """The seams between the layers: small Protocols with one implementation each today.
 
-- ``Platform``: the messaging platform's client (Telegram now; VK bots later).
+- ``Platform``: a messaging platform's client (Telegram, VK communities).
 - ``UpdateQueue``: where the poller leaves updates for the workers (in-process and journaled, or
   Redis Streams for several worker processes); ``Journal``: the in-process queue's durable half.
 - ``StateStore``: what the bot remembers (SQLite by default, memory for tests, Redis).
@@ -14,11 +14,21 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import NoReturn, Protocol, Self
 
-from tgs3bot.events import Document, Event, Keyboard, UpdateBatch
+from tgs3bot.events import ChatKey, Document, Event, Keyboard, UpdateBatch, UserKey
 
 
 class Platform(Protocol):
     """A messaging platform's client, as the poller and the handlers use it."""
+
+    name: str  # "telegram", "vk": what ``Event.platform`` says of the events it returns
+
+    async def start(self) -> None:
+        """Check the credentials and prepare polling; raise ``errors.StartupError`` (one line)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the HTTP session."""
+        ...
 
     async def get_updates(self, offset: int | None, timeout_s: int, limit: int = 100) -> UpdateBatch:
         """Long-poll for up to ``limit`` updates after ``offset`` (the only call that may be slow)."""
@@ -33,7 +43,7 @@ class Platform(Protocol):
     async def edit_text(
         self, chat_id: int, message_id: int, text: str, *, buttons: Keyboard | None = None
     ) -> bool:
-        """Replace a message's text (and buttons); False if Telegram would not edit it."""
+        """Replace a message's text (and buttons); False if the platform would not edit it."""
         ...
 
     async def set_commands(self, commands: Sequence[tuple[str, str]]) -> None:
@@ -110,12 +120,12 @@ class Journal(Protocol):
         ...
 
     async def entries(
-        self, chat_id: int | None = None, *, after_seq: int = 0, limit: int = -1
+        self, chat: ChatKey | None = None, *, after_seq: int = 0, limit: int = -1
     ) -> list[tuple[int, Event]]:
         """Entries in ``seq`` order: all of them, or one chat's after ``after_seq`` (at most ``limit``)."""
         ...
 
-    async def remove(self, update_id: int) -> None:
+    async def remove(self, platform: str, update_id: int) -> None:
         """Forget a finished update (written with the next batch of marks, at the latest at close)."""
         ...
 
@@ -157,6 +167,12 @@ class SavedFile:
     chat_id: int
     size: int
     saved_at: float  # Unix time, seconds
+    platform: str  # where owner_id and chat_id are ids ("telegram", "vk")
+
+    @property
+    def owner(self) -> UserKey:
+        """Who saved it, across platforms."""
+        return (self.platform, self.owner_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +187,10 @@ class Dialog:
 class StateStore(Protocol):
     """What the bot remembers between updates and across restarts.
 
-    Implementations: ``MemoryState`` (tests) and ``SqliteState`` (the default). Every method is a
-    short, atomic operation; the worker's per-chat ordering makes read-then-write safe per chat.
+    Implementations: ``MemoryState`` (tests), ``SqliteState`` (the default) and ``RedisState``.
+    Every method is a short, atomic operation; the worker's per-chat ordering makes read-then-write
+    safe per chat. Chat, user and update ids are numbers within a platform, so each comes with
+    its platform (SPEC §6): a VK peer 5 and a Telegram chat 5 never share a mark or a dialog.
     It is an async context manager: entering opens it, leaving closes it.
     """
 
@@ -180,32 +198,32 @@ class StateStore(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
         ...
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
         ...
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled already (a redelivered update is skipped)."""
         ...
 
-    async def mark_handled(self, update_id: int) -> None:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
         """Remember that the update was handled."""
         ...
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
         ...
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
         ...
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
         ...
@@ -222,26 +240,30 @@ class StateStore(Protocol):
         """Drop the entry (the object is gone from the bucket)."""
         ...
 
-    async def set_file_unique_id(self, file_id: int, file_unique_id: str | None) -> None:
-        """Note which platform file the entry's object holds (None: not known); unknown ids are ignored.
+    async def set_file_unique_id(self, platform: str, file_id: int, file_unique_id: str | None) -> None:
+        """Note which of the platform's files the entry's object holds (None: not known).
 
-        ``record_file`` keeps an entry's note when its key is saved again: a save writes it next.
+        A note is its platform's (a VK doc's id means nothing to Telegram): ids unknown, or of
+        another platform's entry, are ignored. ``record_file`` keeps the note when the key is saved
+        again from the same platform (a save writes it next) and drops it from another platform.
         """
         ...
 
-    async def find_files_by_unique_id(self, file_unique_id: str, *, limit: int) -> list[SavedFile]:
-        """At most ``limit`` entries noted as holding that platform file, anyone's, newest first."""
+    async def find_files_by_unique_id(
+        self, platform: str, file_unique_id: str, *, limit: int
+    ) -> list[SavedFile]:
+        """At most ``limit`` of the platform's entries noted as holding that file, anyone's, newest first."""
         ...
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
         after: tuple[float, int] | None = None,
     ) -> tuple[list[SavedFile], bool, int]:
-        """A page of at most ``limit`` entries, newest first; ``owner_id=None`` lists everyone's.
+        """A page of at most ``limit`` entries, newest first; ``owner=None`` lists everyone's.
 
         The order is ``(saved_at, id)`` descending, and a cursor is one entry's ``(saved_at, id)``
         (that entry need not exist any more): ``before`` gives the entries just older than it,
@@ -250,4 +272,12 @@ class StateStore(Protocol):
         Returns the page, whether more entries lie beyond it in the direction paged (older for
         ``before`` and the first page, newer for ``after``), and the total.
         """
+        ...
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading (VK's long-poll ``ts``), if it was saved."""
+        ...
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position (durable when this returns)."""
         ...

@@ -1,16 +1,19 @@
 """The poller lease: of any number of ``tgs3bot poll`` processes, exactly one polls (SPEC §5).
 
-One key, ``{prefix}poller-lease``, holds the token of the poller that may poll, with a TTL of
-``lease_s``. The holder renews it every ``lease_s / 3`` (``keep``); if it dies, the key expires and
-a standby takes over within ``lease_s``. A standby waits without polling Redis in a loop: it blocks
-on ``{prefix}poller-lease:free`` (BLPOP), where ``release`` leaves a token so a standby takes over at
-once after a graceful stop, with a timeout of the key's remaining TTL (capped at ``lease_s / 3``)
+One lease per platform (each is polled on its own; ``redis_client.lease_key``): the key
+``{prefix}poller-lease`` for Telegram (its name before VK), ``{prefix}poller-lease:vk`` for VK,
+holds the token of the poller that may poll, with a TTL of ``lease_s``. The holder renews it
+every ``lease_s / 3`` (``keep``); if it dies, the key expires and a standby takes over within
+``lease_s``. A standby waits without polling Redis in a loop: it blocks on the key's ``:free``
+list (BLPOP), where ``release`` leaves a token so a standby takes over at once after a graceful
+stop, with a timeout of the key's remaining TTL (capped at ``lease_s / 3``)
 so it is awake when the key of a dead holder expires.
 
-The token fences the queue: ``RedisQueue`` enqueues only while the lease holds the token it was
-given, so a poller that lost its lease (paused, cut off) can take nothing from Telegram into the
-queue. A new holder polls without an offset: Telegram hands it the first update not confirmed
-yet, and the queue drops any the old holder had already taken (``seen:{update_id}``).
+The token fences the queue: ``RedisQueue`` enqueues a platform's batch only while that
+platform's lease holds the token it was given (one process's leases share one), so a poller that
+lost its lease (paused, cut off) can take nothing into the queue. A new holder polls without an
+offset: the platform hands it the first update not confirmed yet (VK: from the saved cursor),
+and the queue drops any the old holder had already taken (``seen:{update}``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from tgs3bot.errors import LeaseLost
-from tgs3bot.redis_client import BLOCK_CAP_S
+from tgs3bot.redis_client import BLOCK_CAP_S, TELEGRAM, lease_key
 
 log = structlog.get_logger(__name__)
 
@@ -60,14 +63,24 @@ return 1
 class PollerLease:
     """The lease that lets one poller poll: ``await lease.acquire()``, then run ``lease.keep()``."""
 
-    def __init__(self, client: aioredis.Redis, *, lease_s: float = 15, prefix: str = "tgs3bot:") -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        lease_s: float = 15,
+        prefix: str = "tgs3bot:",
+        platform: str = TELEGRAM,
+        token: str | None = None,
+    ) -> None:
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
         self.lease_s = lease_s
-        self.token = secrets.token_hex(16)  # what RedisQueue's fence compares
+        self.platform = platform
+        # What RedisQueue's fence compares; one process's leases (a platform each) share it.
+        self.token = token or secrets.token_hex(16)
         self._client = client
-        self._key = prefix + "poller-lease"
-        self._free_key = prefix + "poller-lease:free"
+        self._key = prefix + lease_key(platform)
+        self._free_key = self._key + ":free"
         self._acquire = client.register_script(ACQUIRE_LUA)
         self._renew = client.register_script(RENEW_LUA)
         self._release = client.register_script(RELEASE_LUA)
@@ -90,7 +103,7 @@ class PollerLease:
             wait_s = min(self.lease_s / 3, left_ms / 1000 + 0.01, BLOCK_CAP_S)
             # Woken at once by a release; else when the holder's lease can have expired.
             await self._client.blpop([self._free_key], timeout=max(wait_s, 0.01))
-        log.info("poller_lease_acquired", lease_s=self.lease_s)
+        log.info("poller_lease_acquired", platform=self.platform, lease_s=self.lease_s)
 
     async def renew(self) -> bool:
         """Extend the lease by ``lease_s``; False if another poller holds it now (or nobody does)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from tgs3bot import metrics
 from tgs3bot.config import BackoffConfig
 from tgs3bot.errors import (
     Conflict,
@@ -51,7 +52,7 @@ class Poller:
         backoff: BackoffConfig | None = None,
         poll_timeout_s: int = POLL_TIMEOUT_S,
     ) -> None:
-        self._platform = platform
+        self.platform = platform
         self._queue = queue
         self._backoff = backoff or BackoffConfig()
         self._poll_timeout_s = poll_timeout_s
@@ -61,11 +62,13 @@ class Poller:
 
     async def run(self) -> None:
         """Poll until cancelled (the way to stop it) or until polling cannot go on."""
+        structlog.contextvars.bind_contextvars(platform=self.platform.name)  # this task's lines
         log.info("poller_started", timeout_s=self._poll_timeout_s)
         while True:
             room = await self._queue.wait_for_room()
             try:
-                batch = await self._platform.get_updates(self.offset, self._poll_timeout_s, limit=room)
+                with metrics.poll_round_trip():
+                    batch = await self.platform.get_updates(self.offset, self._poll_timeout_s, limit=room)
             except RetryAfter as exc:
                 log.warning("poll_rate_limited", retry_after_s=exc.retry_after_s)
                 await asyncio.sleep(exc.retry_after_s)
@@ -93,9 +96,11 @@ class Poller:
         starts without an offset: Telegram hands it the first unconfirmed update, and the queue
         drops any the old holder had already taken.
         """
+        structlog.contextvars.bind_contextvars(platform=self.platform.name)
         try:
             while True:
-                await lease.acquire()
+                with metrics.standing_by():
+                    await lease.acquire()
                 self.offset = None
                 try:
                     await _first_to_end(lease.keep(), self.run())

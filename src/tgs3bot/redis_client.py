@@ -9,9 +9,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tgs3bot.errors import StartupError
+from tgs3bot.events import Event
 
 MIN_SERVER_VERSION = (6, 2)  # XAUTOCLAIM is 6.2; BLPOP takes fractions of a second since 6.0
 CONNECT_TIMEOUT_S = 10.0
+TELEGRAM = "telegram"  # the platform whose ids are written bare
 BLOCK_CAP_S = 2.0  # the longest blocking read (BLPOP, XREADGROUP BLOCK) any caller makes
 
 
@@ -28,6 +30,31 @@ def redacted(url: str) -> str:
 def text(value: bytes | str) -> str:
     """A reply as ``str`` whether or not the client decodes responses."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def scoped(platform: str, number: int) -> str:
+    """A platform's chat, user or update id as it appears in key names and members (SPEC §6).
+
+    Telegram's ids are bare, as they were before VK (a running bot's keys stay where they are);
+    another platform's carry its name, ``vk:123``, so they never meet Telegram's ``123``.
+    """
+    return str(number) if platform == TELEGRAM else f"{platform}:{number}"
+
+
+def event_keys(event: Event) -> tuple[str, str]:
+    """The event's update and chat, ``scoped``: what the queue's key names use."""
+    return scoped(event.platform, event.update_id), scoped(event.platform, event.chat_id)
+
+
+def lease_key(platform: str) -> str:
+    """The name of the platform's poller lease, without the prefix (``lease.PollerLease``)."""
+    return "poller-lease" if platform == TELEGRAM else f"poller-lease:{platform}"
+
+
+def unscoped(value: str) -> tuple[str, int]:
+    """(platform, id) from what ``scoped`` wrote."""
+    platform, _, number = value.rpartition(":")
+    return (platform or TELEGRAM, int(number))
 
 
 async def open_client(url: str, **options: Any) -> aioredis.Redis:

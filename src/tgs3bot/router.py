@@ -56,7 +56,7 @@ async def not_private(_ctx: Context, event: Event) -> bool:
 
 async def not_allowed(ctx: Context, event: Event) -> bool:
     """The sender is outside TGS3BOT_ALLOWED_USERS."""
-    return not ctx.policy.allows(event.user_id)
+    return not ctx.policy.allows(event.user)
 
 
 def button(prefix: str) -> Predicate:
@@ -75,7 +75,7 @@ async def is_callback(_ctx: Context, event: Event) -> bool:
 
 async def first_message(ctx: Context, event: Event) -> bool:
     """The chat has not been greeted yet."""
-    return not await ctx.state.is_greeted(event.chat_id)
+    return not await ctx.state.is_greeted(event.platform, event.chat_id)
 
 
 async def has_document(_ctx: Context, event: Event) -> bool:
@@ -96,7 +96,7 @@ async def answers_rename(ctx: Context, event: Event) -> bool:
     """A plain text (not a command) while the chat is asked for a new name."""
     if not event.text or event.command is not None:
         return False
-    dialog = await ctx.state.get_dialog(event.chat_id)
+    dialog = await ctx.state.get_dialog(event.platform, event.chat_id)
     return dialog is not None and dialog.kind == rename.RENAME
 
 

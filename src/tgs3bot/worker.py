@@ -2,6 +2,10 @@
 
 A failing update never kills a worker: its error is logged with the update's context and the user
 gets a short apology. Cancellation (shutdown) is never swallowed.
+
+The handlers are platform-neutral: each event runs with the ``Context`` of its platform (its
+client and its size limit; the storage, the state and the locks are shared), picked here by
+``event.platform``.
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 
 import structlog
 
-from tgs3bot import replies
+from tgs3bot import metrics, replies
 from tgs3bot.config import WorkerConfig
 from tgs3bot.context import Context
 from tgs3bot.events import Event
@@ -26,10 +31,12 @@ log = structlog.get_logger(__name__)
 class Worker:
     """A pool of coroutines taking events from one queue and dispatching them through a router."""
 
-    def __init__(self, queue: UpdateQueue, router: Router, ctx: Context, config: WorkerConfig) -> None:
+    def __init__(
+        self, queue: UpdateQueue, router: Router, contexts: Mapping[str, Context], config: WorkerConfig
+    ) -> None:
         self._queue = queue
         self._router = router
-        self._ctx = ctx
+        self._contexts = contexts  # platform name → the Context its events run with
         self.config = config
         self._in_progress: set[Event] = set()
 
@@ -57,31 +64,37 @@ class Worker:
         """Handle one event inside its log context; errors end here, with one outcome line."""
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
-            update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
+            platform=event.platform, update_id=event.update_id, chat_id=event.chat_id, user_id=event.user_id
         ):
+            ctx = self._contexts.get(event.platform)
             route, outcome, answered = "none", "ok", False
             try:
-                if await self._ctx.state.is_handled(event.update_id):
+                if ctx is None:  # queued (Redis) by a poller of a platform this process lacks
+                    outcome = "platform_not_configured"
+                    log.error("update_of_unconfigured_platform", served=sorted(self._contexts))
+                elif await ctx.state.is_handled(event.platform, event.update_id):
                     outcome = "duplicate"  # redelivered after a crash or a restart: answered already
                 else:
-                    route = await self._router.dispatch(self._ctx, event)
+                    route = await self._router.dispatch(ctx, event)
                     answered = True
-                    await self._ctx.state.mark_handled(event.update_id)
+                    await ctx.state.mark_handled(event.platform, event.update_id)
             except Exception:
                 # Not marked handled: a redelivery (after a crash) gets another chance.
                 outcome = "error"
                 log.exception("update_failed")
-                if not answered:  # an apology after the answer would contradict it ("not saved")
-                    await self._apologise(event)
+                if ctx is not None and not answered:  # an apology after the answer would contradict it
+                    await _apologise(ctx, event)
             log.info(
                 "update_handled",
                 route=route,
                 outcome=outcome,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            metrics.update_handled(route, outcome, time.perf_counter() - started)
 
-    async def _apologise(self, event: Event) -> None:
-        with contextlib.suppress(Exception):  # the failure may well be that we cannot send
-            # A document's apology carries its outcome marker, for clients that wait for one.
-            text = replies.apology(document=event.document is not None)
-            await self._ctx.platform.send_text(event.chat_id, text)
+
+async def _apologise(ctx: Context, event: Event) -> None:
+    with contextlib.suppress(Exception):  # the failure may well be that we cannot send
+        # A document's apology carries its outcome marker, for clients that wait for one.
+        text = replies.apology(document=event.document is not None)
+        await ctx.platform.send_text(event.chat_id, text)

@@ -14,7 +14,7 @@ log = structlog.get_logger(__name__)
 
 async def greet(ctx: Context, event: Event) -> None:
     """Greet a chat's first message; a document in it is then saved as usual (never dropped)."""
-    await ctx.state.mark_greeted(event.chat_id)
+    await ctx.state.mark_greeted(event.platform, event.chat_id)
     await ctx.platform.send_text(event.chat_id, replies.GREETING)
     if event.document is not None:
         await save_document(ctx, event)

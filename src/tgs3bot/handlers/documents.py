@@ -123,7 +123,7 @@ async def _on_shutdown(ctx: Context, event: Event, save: Save, name: SafeName) -
 
 
 async def _saved_on_shutdown(ctx: Context, event: Event, save: Save, name: SafeName) -> None:
-    await ctx.state.mark_handled(event.update_id)
+    await ctx.state.mark_handled(event.platform, event.update_id)
     await _tell_saved(ctx, event, save, name)
 
 

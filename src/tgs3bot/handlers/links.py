@@ -1,12 +1,13 @@
 """Share links: the 🔗 Link button (under a saved file, and per file in /files) answers with a
 presigned download URL that expires after TGS3BOT_LINK_TTL.
 
-Who gets one: the file's owner; in a closed bot (an allowlist) anyone allowed, as they see every
-file in /files too. The button's data carries the file's index id, never its key (as Rename's
-does), so a forged or left-over button is answered like the other stale buttons when the id is
-not in the index or its object has left the bucket: the object is checked with a HEAD (and a gone
-one dropped from the index, ``handlers.entries``) before the link is signed, so no link is ever
-given for a gone file. Signing itself is local (``storage.links``).
+Who gets one: the file's owner, the (platform, user) pair that saved it, as for Rename; in a
+closed bot (an allowlist) anyone allowed on either platform, as they see every file in /files
+too. The button's data carries the file's index id, never its key (as Rename's does), so a forged
+or left-over button is answered like the other stale buttons when the id is not in the index or
+its object has left the bucket: the object is checked with a HEAD (and a gone one dropped from
+the index, ``handlers.entries``) before the link is signed, so no link is ever given for a gone
+file. Signing itself is local (``storage.links``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ log = structlog.get_logger(__name__)
 
 
 def may_share(ctx: Context, event: Event, file: SavedFile) -> bool:
-    """Whether the presser may have a link: the owner, or anyone allowed in a closed bot."""
-    return not ctx.policy.open_bot or file.owner_id == event.user_id
+    """Whether the presser may have a link: the owner (platform and user), or anyone allowed in a
+    closed bot (as /files lists everyone's files there)."""
+    return not ctx.policy.open_bot or file.owner == event.user  # VK user 7 is not Telegram's 7
 
 
 async def share_link(ctx: Context, event: Event) -> None:
@@ -63,7 +65,14 @@ async def _shareable(ctx: Context, event: Event) -> SavedFile | None:
         await _answer(ctx, event, replies.LINK_STALE)
         return None
     if not may_share(ctx, event, file):
-        log.info("share_link_refused", file_id=file.id, user_id=event.user_id, owner_id=file.owner_id)
+        log.info(
+            "share_link_refused",
+            file_id=file.id,
+            user_id=event.user_id,
+            platform=event.platform,
+            owner_id=file.owner_id,
+            owner_platform=file.platform,
+        )
         await _answer(ctx, event, replies.LINK_NOT_YOURS)
         return None
     return file

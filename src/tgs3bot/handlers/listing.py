@@ -13,7 +13,9 @@ never shift another one out of view. Prev that reaches the top shows the first p
 the first page is always the ten newest. The page number in the data is only for the header.
 
 The lines are numbered, and each file still in the bucket gets a "🔗 <number>" button that asks
-for its share link (``link:<id>``, at most 24 bytes; ``handlers.links``).
+for its share link (``link:<id>``, at most 24 bytes; ``handlers.links``). A platform that shows
+few buttons under a message (``Policy.max_buttons``: VK's 10) gets shorter pages, so that every
+line's button and Prev/Next still fit (eight lines on VK).
 
 Button data comes from the client and may be forged or left over from an older version: data that
 is not exactly ``files:next|prev:<page>:<saved_at>:<id>`` within bounds is a stale button.
@@ -30,8 +32,8 @@ from dataclasses import dataclass
 import structlog
 
 from tgs3bot import replies
-from tgs3bot.context import Context
-from tgs3bot.events import Button, Event, Keyboard
+from tgs3bot.context import Context, Policy
+from tgs3bot.events import Button, Event, Keyboard, UserKey
 from tgs3bot.handlers.documents import link_button
 from tgs3bot.handlers.entries import check_entry
 from tgs3bot.handlers.rename import parse_file_id
@@ -41,6 +43,7 @@ from tgs3bot.utils import human_size
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 10
+PAGING_BUTTONS = 2  # Prev and Next
 PAGE_PREFIX = "files:"  # callback data of the Prev/Next buttons: files:next|prev:<page>:<cursor>
 MAX_PAGE = 99_999  # the header's page number; five digits keep the data under 64 bytes
 MAX_DATA_BYTES = 64  # Telegram's limit for callback_data
@@ -112,6 +115,13 @@ def _buttons(page: _Page) -> Keyboard | None:
     return (tuple(row),) if row else None
 
 
+def page_size(policy: Policy) -> int:
+    """Lines to a page: ten, or fewer where a link button per line and Prev/Next would not fit."""
+    if policy.max_buttons is None:
+        return PAGE_SIZE
+    return max(1, min(PAGE_SIZE, policy.max_buttons - PAGING_BUTTONS))
+
+
 def _with_links(checked: list[tuple[SavedFile, bool]], paging: Keyboard | None) -> Keyboard | None:
     """A share-link button per file still in the bucket ("🔗 3" for line 3), above Prev/Next."""
     links = [link_button(f.id, f"🔗 {n}") for n, (f, present) in enumerate(checked, 1) if present]
@@ -119,22 +129,23 @@ def _with_links(checked: list[tuple[SavedFile, bool]], paging: Keyboard | None) 
     return (rows + (paging or ())) or None
 
 
-async def _fetch(ctx: Context, owner: int | None, request: PageRequest | None) -> _Page:
+async def _fetch(ctx: Context, owner: UserKey | None, request: PageRequest | None) -> _Page:
     """The entries a request asks for; the first page when there is none or it leads nowhere."""
+    size = page_size(ctx.policy)
     if request is not None and request.older:
-        files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, before=request.cursor)
+        files, more, total = await ctx.state.list_files(owner, limit=size, before=request.cursor)
         if files:
             return _Page(files, max(request.page, 2), total, newer=True, older=more)
     elif request is not None:
-        files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, after=request.cursor)
+        files, more, total = await ctx.state.list_files(owner, limit=size, after=request.cursor)
         if more:  # not the top yet (at the top, the first page below is the full ten newest)
             return _Page(files, max(request.page, 2), total, newer=True, older=True)
-    files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE)
+    files, more, total = await ctx.state.list_files(owner, limit=size)
     return _Page(files, 1, total, newer=False, older=more)
 
 
-async def _page(ctx: Context, user_id: int, request: PageRequest | None) -> tuple[str, Keyboard | None]:
-    owner = user_id if ctx.policy.open_bot else None
+async def _page(ctx: Context, user: UserKey, request: PageRequest | None) -> tuple[str, Keyboard | None]:
+    owner = user if ctx.policy.open_bot else None  # per platform: a VK user 5 is not Telegram's 5
     page = await _fetch(ctx, owner, request)
     if not page.files:
         return replies.NO_FILES, None
@@ -147,7 +158,7 @@ async def _page(ctx: Context, user_id: int, request: PageRequest | None) -> tupl
 
 async def list_files(ctx: Context, event: Event) -> None:
     """/files: the first page."""
-    text, buttons = await _page(ctx, event.user_id, None)
+    text, buttons = await _page(ctx, event.user, None)
     await ctx.platform.send_text(event.chat_id, text, buttons=buttons)
 
 
@@ -161,5 +172,5 @@ async def turn_page(ctx: Context, event: Event) -> None:
         return
     if event.callback_id:
         await ctx.platform.answer_callback(event.callback_id)
-    text, buttons = await _page(ctx, event.user_id, request)
+    text, buttons = await _page(ctx, event.user, request)
     await ctx.platform.edit_text(event.chat_id, event.message_id, text, buttons=buttons)

@@ -54,7 +54,7 @@ def button_file_id(event: Event, prefix: str) -> int | None:
 async def _own_file(ctx: Context, event: Event, file_id: int | None) -> SavedFile | None:
     """The file the button refers to, if it exists and the presser saved it; else say why."""
     file = await ctx.state.get_file(file_id) if file_id is not None else None
-    if file is not None and file.owner_id == event.user_id:
+    if file is not None and file.owner == event.user:  # the same number on another platform is not them
         return file
     reason = "that file is no longer known" if file is None else "you can rename only the files you saved"
     log.info("rename_refused", file_id=file_id, reason=reason)
@@ -69,7 +69,9 @@ async def start_rename(ctx: Context, event: Event) -> None:
     file = await _own_file(ctx, event, button_file_id(event, RENAME_PREFIX))
     if file is None:
         return
-    await ctx.state.set_dialog(event.chat_id, Dialog(kind=RENAME, file_id=file.id, started_at=time.time()))
+    await ctx.state.set_dialog(
+        event.platform, event.chat_id, Dialog(kind=RENAME, file_id=file.id, started_at=time.time())
+    )
     if event.callback_id:
         await ctx.platform.answer_callback(event.callback_id)
     await ctx.platform.send_text(event.chat_id, replies.rename_prompt(file.key))
@@ -78,9 +80,9 @@ async def start_rename(ctx: Context, event: Event) -> None:
 async def keep_name(ctx: Context, event: Event) -> None:
     """The Keep button: nothing to do but say so (and close a rename dialog of that file)."""
     file_id = button_file_id(event, KEEP_PREFIX)
-    dialog = await ctx.state.get_dialog(event.chat_id)
+    dialog = await ctx.state.get_dialog(event.platform, event.chat_id)
     if dialog is not None and dialog.file_id == file_id:
-        await ctx.state.set_dialog(event.chat_id, None)
+        await ctx.state.set_dialog(event.platform, event.chat_id, None)
     if event.callback_id:
         await ctx.platform.answer_callback(event.callback_id, "The name stays.")
 
@@ -91,12 +93,12 @@ async def finish_rename(ctx: Context, event: Event) -> None:
     The question closes when the rename succeeds, when there is nothing left to rename, or when it
     has expired; a refused name leaves it open, and the reply asks for another name.
     """
-    dialog = await ctx.state.get_dialog(event.chat_id)
+    dialog = await ctx.state.get_dialog(event.platform, event.chat_id)
     if dialog is None:
         return
     file = await _own_file(ctx, event, dialog.file_id)
     if file is None or time.time() - dialog.started_at > DIALOG_TTL_S:
-        await ctx.state.set_dialog(event.chat_id, None)
+        await ctx.state.set_dialog(event.platform, event.chat_id, None)
         if file is not None:
             await ctx.platform.send_text(event.chat_id, replies.rename_expired(file.key))
         return
@@ -105,7 +107,7 @@ async def finish_rename(ctx: Context, event: Event) -> None:
     except TransferError as exc:
         await _refused(ctx, event, file, exc)
         return
-    await ctx.state.set_dialog(event.chat_id, None)
+    await ctx.state.set_dialog(event.platform, event.chat_id, None)
     log.info("document_renamed", old_key=file.key, new_key=new_key)
     await ctx.platform.send_text(
         event.chat_id, replies.document_renamed(file.key, new_key, note=note), reply_to=event.message_id
@@ -117,7 +119,7 @@ async def _refused(ctx: Context, event: Event, file: SavedFile, exc: TransferErr
     gone = isinstance(exc, FileGone)
     log.info("document_not_renamed", key=file.key, reason=exc.reason, asking_again=not gone)
     if gone:
-        await ctx.state.set_dialog(event.chat_id, None)
+        await ctx.state.set_dialog(event.platform, event.chat_id, None)
         text = replies.document_not_renamed(exc.reason)
     else:
         text = replies.rename_refused_ask_again(exc.reason)
@@ -147,10 +149,10 @@ async def _move(ctx: Context, file: SavedFile, wanted: str) -> tuple[str, str | 
 
 async def cancel(ctx: Context, event: Event) -> None:
     """/cancel: close the open dialog, if any."""
-    dialog = await ctx.state.get_dialog(event.chat_id)
+    dialog = await ctx.state.get_dialog(event.platform, event.chat_id)
     if dialog is None:
         await ctx.platform.send_text(event.chat_id, replies.NOTHING_TO_CANCEL)
         return
-    await ctx.state.set_dialog(event.chat_id, None)
+    await ctx.state.set_dialog(event.platform, event.chat_id, None)
     file = await ctx.state.get_file(dialog.file_id)
     await ctx.platform.send_text(event.chat_id, replies.rename_cancelled(file.key if file else "the file"))

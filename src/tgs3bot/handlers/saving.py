@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import structlog
 
+from tgs3bot import metrics
 from tgs3bot.context import Context
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event
 from tgs3bot.filenames import content_disposition
-from tgs3bot.handlers.again import UNIQUE_ID_KEY, Earlier, find_earlier, holding_keys, recheck
+from tgs3bot.handlers.again import Earlier, find_earlier, holding_keys, recheck
+from tgs3bot.handlers.metadata import object_metadata, saved_by
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.progress import TransferMeter, reporting
 from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, StoredObject
@@ -28,7 +30,6 @@ from tgs3bot.utils import human_size
 
 log = structlog.get_logger(__name__)
 
-OWNER_KEY = "user-id"  # object metadata naming who saved it; S3 sends it as x-amz-meta-user-id
 INDEX_WRITE_TIMEOUT_S = 5  # how long a cancelled save still waits for its index write
 
 
@@ -58,7 +59,8 @@ class Save:
     async def run(self) -> Saved:
         """Keep or copy the file if the bucket has it already (``handlers.again``); else check the
         size, then put and index under the key's lock. ``TransferError`` refuses."""
-        earlier = await find_earlier(self._ctx, self._document, self.key)  # before any lock is held
+        # Before any lock is held (``find_earlier`` may take one to drop a gone entry).
+        earlier = await find_earlier(self._ctx, self._event, self._document, self.key)
         if earlier is not None and (again := await self._again(earlier)) is not None:
             return again
         self._check_size()
@@ -78,33 +80,37 @@ class Save:
         None if that object no longer holds it once the locks are held: download it after all.
         """
         async with holding_keys(self._ctx.key_locks, self.key, earlier.entry.key):
-            stored = await recheck(self._ctx, earlier, self._document)
+            stored = await recheck(self._ctx, earlier, self._event, self._document)
             if stored is None:
                 return None
             if earlier.entry.key == self.key:
                 self._owner_rule()(stored)  # someone else's name is refused here as in a fresh save
                 self.entry = earlier.entry
                 self.saved = Saved(key=self.key, size=stored.size, replaced=False, already=True)
+                metrics.same_file_saved("already")
                 return self.saved
             try:
                 copy = self._ctx.storage.copy(stored, self.key, self._info(), may_replace=self._owner_rule())
                 if (result := await copy) is not None:
                     self.saved = Saved(self.key, result.size, result.replaced, copied=True)
+                    metrics.same_file_saved("copied")
             finally:
                 if self.saved is not None:  # even if cancelled since: the copy is in the bucket
                     await _to_the_end(self._record(self.saved), INDEX_WRITE_TIMEOUT_S)
         return self.saved
 
     def _check_size(self) -> None:
-        limit, size = self._ctx.policy.download_limit, self._document.file_size
-        if size is not None and size > limit:
+        policy, size = self._ctx.policy, self._document.file_size
+        if size is not None and size > policy.download_limit:
             raise TransferError(
-                f"the file is {human_size(size)}, and Telegram lets bots download at most {human_size(limit)}"
+                f"the file is {human_size(size)}, and {policy.platform_title} lets bots download "
+                f"at most {human_size(policy.download_limit)}"
             )
 
     async def _transfer(self, meter: TransferMeter) -> Saved:
         ctx, document = self._ctx, self._document
         async with (
+            metrics.transfer_in_flight(),
             ctx.platform.open_file(document) as chunks,
             reporting(ctx.platform, self._event.chat_id, self.key, meter),
         ):
@@ -116,6 +122,7 @@ class Save:
                 may_replace=self._owner_rule(),
             )
             self.saved = saved = Saved(key=self.key, size=result.size, replaced=result.replaced)
+            metrics.document_saved(result.size)
         return saved
 
     async def _record(self, saved: Saved) -> None:
@@ -124,12 +131,15 @@ class Save:
         try:
             self.entry = await self._ctx.state.record_file(
                 saved.key,
+                platform=event.platform,
                 owner_id=event.user_id,
                 chat_id=event.chat_id,
                 size=saved.size,
                 saved_at=time.time(),
             )
-            await self._ctx.state.set_file_unique_id(self.entry.id, self._document.file_unique_id)
+            await self._ctx.state.set_file_unique_id(
+                event.platform, self.entry.id, self._document.file_unique_id
+            )
         except Exception:
             log.exception("index_write_failed", key=saved.key)
 
@@ -138,19 +148,15 @@ class Save:
         return ObjectInfo(
             content_type=document.mime_type or "application/octet-stream",
             content_disposition=content_disposition(self.key),
-            metadata={
-                OWNER_KEY: str(event.user_id),
-                "chat-id": str(event.chat_id),
-                UNIQUE_ID_KEY: document.file_unique_id,
-            },
+            metadata=object_metadata(event, document),
         )
 
     def _owner_rule(self) -> ReplaceCheck:
         """In an open bot a name belongs to whoever saved it first; in a closed one the team shares names."""
-        policy, user_id, key = self._ctx.policy, self._event.user_id, self.key
+        policy, user, key = self._ctx.policy, self._event.user, self.key
 
         def may_replace(existing: StoredObject) -> None:
-            if policy.open_bot and existing.metadata.get(OWNER_KEY) != str(user_id):
+            if policy.open_bot and saved_by(existing) != user:
                 raise TransferError(
                     f"the name «{key}» is taken by a file someone else saved; "
                     "rename your file and send it again"

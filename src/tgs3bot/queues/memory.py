@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-from tgs3bot.events import Event
+from tgs3bot.events import ChatKey, Event
 from tgs3bot.interfaces import Journal
 from tgs3bot.queues.journal import MemoryJournal
 
@@ -60,9 +60,10 @@ class ChatQueue:
         self.backlog_limit = BACKLOG_FACTOR * maxsize
         self.batch_floor = max(1, maxsize // 4)
         self._journal: Journal = journal if journal is not None else MemoryJournal()
-        self._ready: asyncio.Queue[int] = asyncio.Queue()
-        self._lanes: dict[int, _Lane] = {}
-        self._spill_order: dict[int, None] = {}  # chats with spilled events, first spilled first
+        # Chats are (platform, chat id): a VK peer and a Telegram chat of one number are two lanes.
+        self._ready: asyncio.Queue[ChatKey] = asyncio.Queue()
+        self._lanes: dict[ChatKey, _Lane] = {}
+        self._spill_order: dict[ChatKey, None] = {}  # chats with spilled events, first spilled first
         self._count = 0  # events in memory
         self._backlog = 0  # events in the journal only
         self._lock = asyncio.Lock()  # admissions and refills, so spilled counts match the journal
@@ -100,22 +101,23 @@ class ChatQueue:
         self._update_waiters()
 
     def _admit(self, seq: int, event: Event) -> None:
-        lane = self._lanes.get(event.chat_id)
+        chat = event.chat
+        lane = self._lanes.get(chat)
         if lane is None:
-            lane = self._lanes[event.chat_id] = _Lane()
+            lane = self._lanes[chat] = _Lane()
         if lane.spilled or len(lane.events) >= self.share or self._count >= self.maxsize:
             lane.spilled += 1
             self._backlog += 1
-            self._spill_order[event.chat_id] = None
+            self._spill_order[chat] = None
             return
-        self._hold(event.chat_id, lane, seq, event)
+        self._hold(chat, lane, seq, event)
 
-    def _hold(self, chat_id: int, lane: _Lane, seq: int, event: Event) -> None:
+    def _hold(self, chat: ChatKey, lane: _Lane, seq: int, event: Event) -> None:
         lane.events.append((seq, event))
         lane.last_seq = seq
         self._count += 1
         if len(lane.events) == 1 and not lane.busy:
-            self._ready.put_nowait(chat_id)
+            self._ready.put_nowait(chat)
 
     async def wait_for_room(self) -> int:
         """Wait until memory has room for a batch and the spilled backlog is under its limit.
@@ -133,48 +135,48 @@ class ChatQueue:
 
     async def get(self) -> Event:
         """The head event of the next ready chat; the chat stays busy until ``task_done``."""
-        chat_id = await self._ready.get()
-        lane = self._lanes[chat_id]
+        chat = await self._ready.get()
+        lane = self._lanes[chat]
         lane.busy = True
         return lane.events[0][1]
 
     async def task_done(self, event: Event) -> None:
         """Finish the chat's head event: out of the journal, and the chat's next one made ready."""
-        lane = self._lanes[event.chat_id]
+        lane = self._lanes[event.chat]
         if not lane.events or lane.events[0][1] is not event:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
         lane.events.popleft()
         self._count -= 1
-        await self._journal.remove(event.update_id)
+        await self._journal.remove(event.platform, event.update_id)
         if self._spill_order:
             await self._refill()
         lane.busy = False  # only now: a refill or a put meanwhile must not make the chat ready twice
         if lane.events:
-            self._ready.put_nowait(event.chat_id)
+            self._ready.put_nowait(event.chat)
         elif not lane.spilled:
-            del self._lanes[event.chat_id]
+            del self._lanes[event.chat]
         self._update_waiters()
 
     async def _refill(self) -> None:
         """Read spilled events back from the journal while memory has room, first spilled first."""
         async with self._lock:
-            for chat_id in list(self._spill_order):
+            for chat in list(self._spill_order):
                 room = self.maxsize - self._count
                 if room <= 0:
                     return
-                lane = self._lanes[chat_id]
+                lane = self._lanes[chat]
                 if len(lane.events) > self.share // 2:
                     continue  # refilled once half its share is used: fewer, bigger reads
                 want = min(self.share - len(lane.events), room, lane.spilled)
-                entries = await self._journal.entries(chat_id, after_seq=lane.last_seq, limit=want)
+                entries = await self._journal.entries(chat, after_seq=lane.last_seq, limit=want)
                 lane.spilled -= len(entries)
                 self._backlog -= len(entries)
                 for seq, event in entries:
-                    self._hold(chat_id, lane, seq, event)
+                    self._hold(chat, lane, seq, event)
                 if not lane.spilled or not entries:  # none found: the count was off; do not spin
                     self._backlog -= lane.spilled
                     lane.spilled = 0
-                    del self._spill_order[chat_id]
+                    del self._spill_order[chat]
 
     def _update_waiters(self) -> None:
         """Set or clear the events the poller and ``drain`` wait on (cheap: no task switch)."""

@@ -2,8 +2,8 @@
 
 ``ChatQueue``'s design (a ready queue of chats, a lane of events per chat) across processes. Keys:
 
-- ``lane:{chat_id}``: LIST of the chat's events (``events.to_json``) in order; the head is in
-  progress, or next. Redis deletes the list when its last event is done.
+- ``lane:{chat}``: LIST of the chat's events in order; the head is in progress, or next. Redis
+  deletes the list when its last event is done. ``{chat}``, ``{update}``: ``redis_client.scoped``.
 - ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*: ``chat``, and ``body``,
   the lane's head, so a get needs no LINDEX but for an older version's entry) per chat with a lane.
   XREADGROUP gives a turn to one consumer; while it is in that consumer's pending list nobody else
@@ -13,7 +13,7 @@
   as ``ChatQueue`` bounds memory: one chat sending hundreds of files counts for ``share`` events,
   never keeping other chats out; its excess waits in its lane, durable. ``queued``: Σ of lengths.
 - ``room``: LIST where ``task_done`` leaves a token; a poller waiting for room blocks on it.
-- ``seen:{update_id}``: set once per update for 7 days, so a redelivered update is queued once.
+- ``seen:{update}``: set once per update for 7 days, so a redelivered update is queued once.
 
 Why this shape: a stream per chat needs one XREADGROUP over every chat's stream (unbounded key
 lists) or a scan for work; plain lists with BLMOVE to a processing list record no owner, so telling
@@ -48,7 +48,7 @@ from tgs3bot.errors import LeaseLost
 from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
-from tgs3bot.redis_client import BLOCK_CAP_S, open_client, text
+from tgs3bot.redis_client import BLOCK_CAP_S, event_keys, lease_key, open_client, text
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 from tgs3bot.utils import log_exceptions
 
@@ -62,7 +62,7 @@ class _Turn:
     """A chat's turn this process owns: the stream entry, the head event it carries, once parsed."""
 
     entry_id: str
-    chat_id: int
+    chat_id: str  # redis_client.scoped: the platform's chat id
     body: str = ""
     event: Event | None = None
 
@@ -96,7 +96,7 @@ class RedisQueue:
         self._source = url_or_client
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._held: dict[int, _Turn] = {}  # chat id → the turn whose event a worker handles
+        self._held: dict[str, _Turn] = {}  # chat (scoped) → the turn whose event a worker handles
         self._claimed: deque[_Turn] = deque()  # turns taken from dead consumers, handed out first
         self._idle = asyncio.Event()  # set while no event is held
         self._idle.set()
@@ -155,15 +155,14 @@ class RedisQueue:
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def put_batch(self, events: Sequence[Event]) -> None:
-        """Queue one poll's events in one script; an update queued before is skipped.
-
-        Raises ``LeaseLost`` if the queue has a lease token and the poller lease does not hold it.
-        """
+        """Queue one poll's events (one platform's) in one script; an update queued before is skipped,
+        and ``LeaseLost`` raised if the queue has a lease token its platform's lease does not hold."""
         if not events:
             return
-        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or ""]
+        lease = lease_key(events[0].platform)
+        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or "", lease]
         for event in events:
-            args += [event.update_id, event.chat_id, to_json(event)]
+            args += [*event_keys(event), to_json(event)]
         try:
             await self._run("enqueue", *args)
         except ResponseError as exc:
@@ -231,12 +230,12 @@ class RedisQueue:
 
     async def task_done(self, event: Event) -> None:
         """Finish the chat's head event and give the chat its next turn if more events wait."""
-        turn = self._held.get(event.chat_id)
+        turn = self._held.get(chat := event_keys(event)[1])
         if turn is None or turn.event is None or turn.event.update_id != event.update_id:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
-        outcome = await self._run("done", event.chat_id, turn.entry_id, self.consumer, turn.body, self.share)
-        if self._held.get(event.chat_id) is turn:  # not the next turn, if a worker here took it already
-            del self._held[event.chat_id]
+        outcome = await self._run("done", chat, turn.entry_id, self.consumer, turn.body, self.share)
+        if self._held.get(chat) is turn:  # not the next turn, if a worker here took it already
+            del self._held[chat]
         if not self._held:
             self._idle.set()
         if outcome == -1:

@@ -46,7 +46,8 @@ local function owns(p, id, consumer)
 end
 """
 
-# put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', then (update_id, chat, body)...
+# put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', the lease's key (its platform's),
+# then (update_id, chat, body)...
 # Refuses everything (an error reply starting FENCED) unless the poller lease holds that token.
 # An update seen before (a redelivery) is skipped; the others join their chat's lane in order, and
 # a chat that was idle gets its turn (carrying its lane's head). Returns how many events were added.
@@ -54,11 +55,11 @@ ENQUEUE_LUA = (
     _TURN_FUNCTIONS
     + """
 local p, share, ttl, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-if token ~= '' and redis.call('GET', p .. 'poller-lease') ~= token then
+if token ~= '' and redis.call('GET', p .. ARGV[5]) ~= token then
   return redis.error_reply('FENCED the poller lease is not held by this poller')
 end
 local added = 0
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local update_id, chat, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl) then
     local lane = p .. 'lane:' .. chat
@@ -159,9 +160,10 @@ SCRIPTS = {
 }
 
 
-def chat_of(fields: Mapping[Any, Any]) -> int:
-    """The chat id of a turn's stream entry (whether or not the client decodes responses)."""
-    return int(fields.get("chat") or fields[b"chat"])
+def chat_of(fields: Mapping[Any, Any]) -> str:
+    """The chat of a turn's stream entry, ``redis_client.scoped`` (decoded or not by the client)."""
+    chat = fields.get("chat") or fields[b"chat"]
+    return chat.decode() if isinstance(chat, bytes) else str(chat)
 
 
 def body_of(fields: Mapping[Any, Any]) -> str:
@@ -170,8 +172,8 @@ def body_of(fields: Mapping[Any, Any]) -> str:
     return "" if body is None else (body.decode() if isinstance(body, bytes) else body)
 
 
-def first_entry(reply: Any) -> tuple[str, int, str] | None:
-    """(turn id, chat id, body) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
+def first_entry(reply: Any) -> tuple[str, str, str] | None:
+    """(turn id, chat, body) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
     if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
         batches = [entries for groups in reply.values() for entries in groups]
     else:  # RESP2: [[stream, [(id, fields), ...]]]

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 from typing import Self
 
+from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state.paging import page_cursor
 
@@ -18,13 +19,14 @@ class MemoryState:
     """State kept in the process; for tests and for a bot that may forget on restart."""
 
     def __init__(self) -> None:
-        self._greeted: set[int] = set()
-        self._handled: set[int] = set()
-        self._dialogs: dict[int, Dialog] = {}
+        self._greeted: set[ChatKey] = set()
+        self._handled: set[tuple[str, int]] = set()  # (platform, update id)
+        self._dialogs: dict[ChatKey, Dialog] = {}
         self._files: dict[int, SavedFile] = {}
         self._ids_by_key: dict[str, int] = {}
         self._next_id = itertools.count(1)
-        self._unique_ids: dict[int, str] = {}  # entry id → the platform file its object holds
+        self._cursors: dict[str, str] = {}
+        self._unique_ids: dict[int, str] = {}  # entry id → the file of its platform its object holds
 
     async def __aenter__(self) -> Self:
         return self
@@ -32,41 +34,43 @@ class MemoryState:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
-        return chat_id in self._greeted
+        return (platform, chat_id) in self._greeted
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
-        self._greeted.add(chat_id)
+        self._greeted.add((platform, chat_id))
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled already."""
-        return update_id in self._handled
+        return (platform, update_id) in self._handled
 
-    async def mark_handled(self, update_id: int) -> None:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
         """Remember that the update was handled."""
-        self._handled.add(update_id)
+        self._handled.add((platform, update_id))
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
-        return self._dialogs.get(chat_id)
+        return self._dialogs.get((platform, chat_id))
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
         if dialog is None:
-            self._dialogs.pop(chat_id, None)
+            self._dialogs.pop((platform, chat_id), None)
         else:
-            self._dialogs[chat_id] = dialog
+            self._dialogs[platform, chat_id] = dialog
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
         file_id = self._ids_by_key.get(key)
         if file_id is None:
             file_id = self._ids_by_key[key] = next(self._next_id)
-        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at)
+        elif self._files[file_id].platform != platform:  # a note is its platform's
+            self._unique_ids.pop(file_id, None)
+        entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at, platform)
         self._files[file_id] = entry
         return entry
 
@@ -94,7 +98,7 @@ class MemoryState:
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
@@ -102,7 +106,7 @@ class MemoryState:
     ) -> tuple[list[SavedFile], bool, int]:
         """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
         page = page_cursor(before, after)
-        entries = [f for f in self._files.values() if owner_id is None or f.owner_id == owner_id]
+        entries = [f for f in self._files.values() if owner is None or f.owner == owner]
         total = len(entries)
         entries.sort(key=_newest_first)
         if page is not None and page[0] == "after":  # the closest newer: walk from the oldest end
@@ -112,18 +116,31 @@ class MemoryState:
             entries = [f for f in entries if (f.saved_at, f.id) < page[1]]
         return entries[:limit], len(entries) > limit, total
 
-    async def set_file_unique_id(self, file_id: int, file_unique_id: str | None) -> None:
-        """Note which platform file the entry's object holds (None: not known); unknown ids are ignored."""
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        return self._cursors.get(platform)
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position."""
+        self._cursors[platform] = value
+
+    async def set_file_unique_id(self, platform: str, file_id: int, file_unique_id: str | None) -> None:
+        """Note which of the platform's files the entry's object holds (None: not known).
+
+        Ids unknown, or of another platform's entry, are ignored.
+        """
+        entry = self._files.get(file_id)
+        if entry is None or entry.platform != platform:
+            return
         if file_unique_id is None:
             self._unique_ids.pop(file_id, None)
-        elif file_id in self._files:
+        else:
             self._unique_ids[file_id] = file_unique_id
 
-    async def find_files_by_unique_id(self, file_unique_id: str, *, limit: int) -> list[SavedFile]:
-        """At most ``limit`` entries noted as holding that platform file, newest first."""
-        entries = [
-            self._files[file_id]
-            for file_id, noted in self._unique_ids.items()
-            if noted == file_unique_id and file_id in self._files  # a dropped entry's note is stale
-        ]
+    async def find_files_by_unique_id(
+        self, platform: str, file_unique_id: str, *, limit: int
+    ) -> list[SavedFile]:
+        """At most ``limit`` of the platform's entries noted as holding that file, newest first."""
+        noted = (self._files.get(i) for i, uid in self._unique_ids.items() if uid == file_unique_id)
+        entries = [e for e in noted if e is not None and e.platform == platform]  # None: dropped since
         return sorted(entries, key=_newest_first)[: max(limit, 0)]

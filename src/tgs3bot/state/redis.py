@@ -2,22 +2,26 @@
 
 Keys, all under the prefix (``tgs3bot:`` by default):
 
-- ``greeted``: SET of chat ids that have had the greeting. A chat once greeted stays greeted, so
+Chat, user and update ids appear as ``redis_client.scoped`` writes them: Telegram's bare (as
+before VK), another platform's as ``vk:123`` (SPEC §6).
+
+- ``greeted``: SET of chats that have had the greeting. A chat once greeted stays greeted, so
   each process remembers the greeted chats it has seen (``GREETED_CACHE_SIZE`` at most), and asks
   Redis only about the others: a remembered True cannot go stale; False is never remembered.
-- ``dialogs``: HASH chat id → the open dialog as JSON.
+- ``dialogs``: HASH chat → the open dialog as JSON.
+- ``cursor:{platform}``: where the platform's poller stopped reading (VK's long-poll ``ts``).
 - ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
-- ``file:{id}``: HASH of one index entry (key, owner_id, chat_id, size, saved_at).
+- ``file:{id}``: HASH of one index entry (key, owner_id (scoped), chat_id, size, saved_at).
 - ``file-ids``: HASH object key → id (one entry per key); ``file-seq``: the last id given (INCR,
   never reused, so a stale button cannot reach another file).
-- ``files`` and ``files-of:{owner_id}``: sorted sets for "newest first" paging, everyone's and one
+- ``files`` and ``files-of:{owner}``: sorted sets for "newest first" paging, everyone's and one
   owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
 
-- ``files-by-unique-id:{file_unique_id}`` and a field of ``file:{id}``: which platform file each
-  entry's object holds (``state.redis_unique_ids``).
+- ``files-by-unique-id:{note}`` and a field of ``file:{id}``: which of its platform's files each
+  entry's object holds, the note named as ``scoped`` names ids (``state.redis_unique_ids``).
 
 Each write of the index is one Lua script, so every structure changes together or not at all,
 and a listing (page and total) is one script too. The scripts build key names from the prefix,
@@ -32,10 +36,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
-from tgs3bot.redis_client import open_client, text
+from tgs3bot.redis_client import open_client, scoped, text
 from tgs3bot.state.paging import page_cursor
-from tgs3bot.state.redis_unique_ids import UniqueIdNotes
+from tgs3bot.state.redis_unique_ids import UniqueIdNotes, saved_file
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
@@ -63,6 +68,11 @@ if id then
   local old_owner = redis.call('HGET', p .. 'file:' .. id, 'owner_id')
   if old_owner and old_owner ~= owner then
     redis.call('ZREM', p .. 'files-of:' .. old_owner, string.rep('0', 20 - #id) .. id)
+    local note = redis.call('HGET', p .. 'file:' .. id, 'file_unique_id')
+    if note and old_owner:match('^(.+):') ~= owner:match('^(.+):') then  -- a note is its platform's
+      redis.call('HDEL', p .. 'file:' .. id, 'file_unique_id')
+      redis.call('SREM', p .. 'files-by-unique-id:' .. note, id)
+    end
   end
 else
   id = tostring(redis.call('INCR', p .. 'file-seq'))
@@ -140,7 +150,7 @@ class RedisState(UniqueIdNotes):
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._greeted: set[int] = set()  # chats known to be greeted (never un-greeted)
+        self._greeted: set[ChatKey] = set()  # chats known to be greeted (never un-greeted)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -171,60 +181,62 @@ class RedisState(UniqueIdNotes):
         client = self.client  # first: the clear error outside `async with`
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already (a chat seen greeted here needs no round trip)."""
-        if chat_id in self._greeted:
+        if (platform, chat_id) in self._greeted:
             return True
-        greeted = bool(await self.client.sismember(self.prefix + "greeted", str(chat_id)))
+        greeted = bool(await self.client.sismember(self.prefix + "greeted", scoped(platform, chat_id)))
         if greeted:
-            self._remember_greeted(chat_id)
+            self._remember_greeted((platform, chat_id))
         return greeted
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
-        await self.client.sadd(self.prefix + "greeted", str(chat_id))
-        self._remember_greeted(chat_id)
+        await self.client.sadd(self.prefix + "greeted", scoped(platform, chat_id))
+        self._remember_greeted((platform, chat_id))
 
-    def _remember_greeted(self, chat_id: int) -> None:
+    def _remember_greeted(self, chat: ChatKey) -> None:
         if len(self._greeted) >= GREETED_CACHE_SIZE:
             self._greeted.clear()  # bounded memory; the chats seen again are asked for again
-        self._greeted.add(chat_id)
+        self._greeted.add(chat)
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled in the last ``HANDLED_RETENTION_S``."""
-        return bool(await self.client.exists(f"{self.prefix}handled:{update_id}"))
+        return bool(await self.client.exists(f"{self.prefix}handled:{scoped(platform, update_id)}"))
 
-    async def mark_handled(self, update_id: int) -> None:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
         """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``)."""
-        await self.client.set(f"{self.prefix}handled:{update_id}", "1", ex=HANDLED_RETENTION_S)
+        key = f"{self.prefix}handled:{scoped(platform, update_id)}"
+        await self.client.set(key, "1", ex=HANDLED_RETENTION_S)
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
-        raw = await self.client.hget(self.prefix + "dialogs", str(chat_id))
+        raw = await self.client.hget(self.prefix + "dialogs", scoped(platform, chat_id))
         if raw is None:
             return None
         fields = orjson.loads(raw)
         return Dialog(str(fields["kind"]), int(fields["file_id"]), float(fields["started_at"]))
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
         if dialog is None:
-            await self.client.hdel(self.prefix + "dialogs", str(chat_id))
+            await self.client.hdel(self.prefix + "dialogs", scoped(platform, chat_id))
         else:
-            await self.client.hset(self.prefix + "dialogs", str(chat_id), orjson.dumps(dialog))
+            await self.client.hset(self.prefix + "dialogs", scoped(platform, chat_id), orjson.dumps(dialog))
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
-        file_id = await self._run("record", key, owner_id, chat_id, size, repr(saved_at))
-        return SavedFile(int(file_id), key, owner_id, chat_id, size, saved_at)
+        owner = scoped(platform, owner_id)  # the entry's owner_id field, and its files-of index
+        file_id = await self._run("record", key, owner, chat_id, size, repr(saved_at))
+        return SavedFile(int(file_id), key, owner_id, chat_id, size, saved_at, platform)
 
     async def get_file(self, file_id: int) -> SavedFile | None:
         """The index entry with that id, if any."""
         fields = ("key", "owner_id", "chat_id", "size", "saved_at")
         row = await self.client.hmget(f"{self.prefix}file:{file_id}", fields)
-        return None if row[0] is None else _saved_file([file_id, *row])
+        return None if row[0] is None else saved_file([file_id, *row])
 
     async def rename_file(self, file_id: int, new_key: str) -> None:
         """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
@@ -236,7 +248,7 @@ class RedisState(UniqueIdNotes):
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
@@ -247,13 +259,17 @@ class RedisState(UniqueIdNotes):
         direction, (saved_at, file_id) = page if page else ("", (0.0, 0))
         # repr() round-trips a float exactly, and Redis reads it back as the same double.
         score, member = (repr(float(saved_at)), f"{file_id:020d}") if page else ("", "")
-        owner = "" if owner_id is None else str(owner_id)
-        args = (owner, direction, score, member, max(limit, 0))
+        whose = "" if owner is None else scoped(*owner)
+        args = (whose, direction, score, member, max(limit, 0))
         total, more, *rows = await self._run("list", *args)
-        files = [_saved_file(row) for row in rows if row[1] is not None]
+        files = [saved_file(row) for row in rows if row[1] is not None]
         return (files[::-1] if after is not None else files), bool(more), int(total)
 
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        value = await self.client.get(f"{self.prefix}cursor:{platform}")
+        return None if value is None else text(value)
 
-def _saved_file(row: list[Any]) -> SavedFile:
-    file_id, key, owner_id, chat_id, size, saved_at = row
-    return SavedFile(int(file_id), text(key), int(owner_id), int(chat_id), int(size), float(saved_at))
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position."""
+        await self.client.set(f"{self.prefix}cursor:{platform}", value)

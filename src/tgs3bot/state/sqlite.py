@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -20,34 +20,15 @@ import aiosqlite
 import structlog
 
 from tgs3bot.errors import StartupError
+from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
+from tgs3bot.state import sqlite_schema as schema
 from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.sqlite_batch import WriteBatch
-from tgs3bot.state.sqlite_schema import (
-    CHAT_CACHE_LIMIT,
-    COUNT_FILES_SQL,
-    GET_FILE_SQL,
-    HANDLED_RETENTION_S,
-    LIST_FILES_SQL,
-    LOAD_CHAT_SQL,
-    MARK_FLUSH_BATCH,
-    MARK_FLUSH_INTERVAL_S,
-    PRUNE_HANDLED_SQL,
-    PRUNE_INTERVAL_S,
-    RECENT_HANDLED_LIMIT,
-    RECORD_FILE_SQL,
-    configure,
-    migrate,
-)
 from tgs3bot.state.sqlite_unique_ids import UniqueIdNotes
 from tgs3bot.utils import log_exceptions
 
 log = structlog.get_logger(__name__)
-
-
-def _saved_file(row: Iterable[Any]) -> SavedFile:
-    file_id, key, owner_id, chat_id, size, saved_at = row
-    return SavedFile(int(file_id), str(key), int(owner_id), int(chat_id), int(size), float(saved_at))
 
 
 class SqliteState(UniqueIdNotes):
@@ -62,13 +43,14 @@ class SqliteState(UniqueIdNotes):
     - a chat's greeting and dialog are read together, once, and then kept in memory (only this
       process writes them); dialogs are written through;
     - handled ids are remembered in memory for this run, and every id handled before this run or
-      dropped from memory is at most ``_unknown_above``, so only such an id asks the database.
+      dropped from memory is at most ``_unknown_above`` (per platform: each numbers its own
+      updates), so only such an id asks the database.
       Nothing assumes that ids grow: Telegram restarts them at a random value after a week
-      without updates. Handled ids older than ``HANDLED_RETENTION_S`` are forgotten, in memory
-      and on disk, every ``PRUNE_INTERVAL_S`` while running, so a reused id is not mistaken for
+      without updates. Handled ids older than ``schema.HANDLED_RETENTION_S`` are forgotten, in memory
+      and on disk, every ``schema.PRUNE_INTERVAL_S`` while running, so a reused id is not mistaken for
       a handled one.
-    - Marks (handled ids, greeted chats) are written in batches, every ``MARK_FLUSH_INTERVAL_S``
-      or ``MARK_FLUSH_BATCH`` marks, and at close: a crash loses at most that last batch, and an
+    - Marks (handled ids, greeted chats) are written in batches, every ``schema.MARK_FLUSH_INTERVAL_S``
+      or ``schema.MARK_FLUSH_BATCH`` marks, and at close: a crash loses at most that last batch, and an
       update Telegram then sends again is handled again (at least once, never lost); a chat may
       be greeted twice.
     """
@@ -78,9 +60,10 @@ class SqliteState(UniqueIdNotes):
         self._clock = clock  # tests pass an old clock to write rows that are due for pruning
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._chats: dict[int, _Chat] = {}  # bounded by CHAT_CACHE_LIMIT
-        self._recent: dict[int, float] = {}  # id → when, handled in this run, oldest first (bounded)
-        self._unknown_above = 0  # ids above this were never handled before this run
+        self._chats: dict[ChatKey, _Chat] = {}  # bounded by schema.CHAT_CACHE_LIMIT
+        # (platform, update id) → when, handled in this run, oldest first (bounded)
+        self._recent: dict[tuple[str, int], float] = {}
+        self._unknown_above: dict[str, int] = {}  # per platform: ids above were never handled before
         self.batch = WriteBatch()
         self._flusher: asyncio.Task[None] | None = None
 
@@ -99,12 +82,12 @@ class SqliteState(UniqueIdNotes):
         return self
 
     async def _prepare(self, db: aiosqlite.Connection) -> None:
-        await configure(db)
-        await migrate(db, self.path)
-        await db.execute(PRUNE_HANDLED_SQL, (self._clock() - HANDLED_RETENTION_S,))
+        await schema.configure(db)
+        await schema.migrate(db, self.path)
+        await db.execute(schema.PRUNE_HANDLED_SQL, (self._clock() - schema.HANDLED_RETENTION_S,))
         await db.commit()
-        rows = list(await db.execute_fetchall("SELECT coalesce(max(update_id), 0) FROM handled"))
-        self._unknown_above = int(rows[0][0])
+        rows = await db.execute_fetchall(schema.MAX_HANDLED_SQL)
+        self._unknown_above = {str(platform): int(highest) for platform, highest in rows}
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Write the pending marks and close the connection."""
@@ -123,25 +106,25 @@ class SqliteState(UniqueIdNotes):
     async def _flush_regularly(self) -> None:
         pruned_at = time.monotonic()
         while True:
-            await asyncio.sleep(MARK_FLUSH_INTERVAL_S)
+            await asyncio.sleep(schema.MARK_FLUSH_INTERVAL_S)
             try:
                 await self.flush()
-                if time.monotonic() - pruned_at >= PRUNE_INTERVAL_S:
+                if time.monotonic() - pruned_at >= schema.PRUNE_INTERVAL_S:
                     await self.prune()
                     pruned_at = time.monotonic()
             except sqlite3.Error as exc:  # "database is locked" and the like: the marks stay pending
                 log.warning("state_flush_failed", error=str(exc), pending=len(self.batch))
 
     async def prune(self) -> None:
-        """Forget handled ids older than ``HANDLED_RETENTION_S``, in memory and on disk."""
-        cutoff = self._clock() - HANDLED_RETENTION_S
+        """Forget handled ids older than ``schema.HANDLED_RETENTION_S``, in memory and on disk."""
+        cutoff = self._clock() - schema.HANDLED_RETENTION_S
         while self._recent:
             oldest, at = next(iter(self._recent.items()))
             if at >= cutoff:
                 break
             del self._recent[oldest]
-            self._unknown_above = max(self._unknown_above, oldest)  # still on disk until the delete
-        await self._write(PRUNE_HANDLED_SQL, (cutoff,))
+            self._forgotten(*oldest)  # still on disk until the delete
+        await self._write(schema.PRUNE_HANDLED_SQL, (cutoff,))
 
     async def flush(self) -> None:
         """Write the pending marks and journal removals now (one transaction)."""
@@ -172,81 +155,83 @@ class SqliteState(UniqueIdNotes):
         async with self.transaction() as db:
             await db.execute(sql, params)
 
-    async def _chat(self, chat_id: int) -> _Chat:
+    def _forgotten(self, platform: str, update_id: int) -> None:
+        """A handled id leaves memory: from now on, an id up to it asks the disk."""
+        self._unknown_above[platform] = max(self._unknown_above.get(platform, 0), update_id)
+
+    async def _chat(self, key: ChatKey) -> _Chat:
         """The chat's greeting and dialog: from memory, or from the disk in one query."""
-        if (chat := self._chats.get(chat_id)) is not None:
+        if (chat := self._chats.get(key)) is not None:
             return chat
-        row = await self._fetchone(LOAD_CHAT_SQL, (chat_id,))
+        row = await self._fetchone(schema.LOAD_CHAT_SQL, key)
         assert row is not None  # the LEFT JOIN on one row yields one row
         greeted, kind, file_id, started_at = row
         dialog = None if kind is None else Dialog(str(kind), int(file_id), float(started_at))
-        chat = _Chat(greeted=bool(greeted) or chat_id in self.batch.greeted, dialog=dialog)
-        if len(self._chats) >= CHAT_CACHE_LIMIT:
+        chat = _Chat(greeted=bool(greeted) or key in self.batch.greeted, dialog=dialog)
+        if len(self._chats) >= schema.CHAT_CACHE_LIMIT:
             self._chats.clear()  # start over from the disk rather than grow without end
-        self._chats[chat_id] = chat
+        self._chats[key] = chat
         return chat
 
-    async def is_greeted(self, chat_id: int) -> bool:
+    async def is_greeted(self, platform: str, chat_id: int) -> bool:
         """Whether the chat has been greeted already."""
-        return (await self._chat(chat_id)).greeted
+        return (await self._chat((platform, chat_id))).greeted
 
-    async def mark_greeted(self, chat_id: int) -> None:
+    async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted (written with the next batch of marks)."""
-        (await self._chat(chat_id)).greeted = True
-        self.batch.greeted.add(chat_id)
+        (await self._chat((platform, chat_id))).greeted = True
+        self.batch.greeted.add((platform, chat_id))
 
-    async def is_handled(self, update_id: int) -> bool:
+    async def is_handled(self, platform: str, update_id: int) -> bool:
         """Whether the update was handled already (in memory unless the id is an old one)."""
-        if update_id in self._recent:
+        if (platform, update_id) in self._recent:
             return True
-        if update_id > self._unknown_above:
+        if update_id > self._unknown_above.get(platform, 0):
             return False
-        return await self._fetchone("SELECT 1 FROM handled WHERE update_id = ?", (update_id,)) is not None
+        return await self._fetchone(schema.IS_HANDLED_SQL, (platform, update_id)) is not None
 
-    async def mark_handled(self, update_id: int) -> None:
-        """Remember that the update was handled (until ``HANDLED_RETENTION_S`` has passed)."""
-        self._recent[update_id] = self._clock()
-        if len(self._recent) > RECENT_HANDLED_LIMIT:
+    async def mark_handled(self, platform: str, update_id: int) -> None:
+        """Remember that the update was handled (until ``schema.HANDLED_RETENTION_S`` has passed)."""
+        self._recent[platform, update_id] = self._clock()
+        if len(self._recent) > schema.RECENT_HANDLED_LIMIT:
             oldest = next(iter(self._recent))
             del self._recent[oldest]
-            self._unknown_above = max(self._unknown_above, oldest)  # from now on, ask the disk
-        self.batch.handled.append((update_id, self._clock()))
-        if len(self.batch) >= MARK_FLUSH_BATCH:
+            self._forgotten(*oldest)
+        self.batch.handled.append((platform, update_id, self._clock()))
+        if len(self.batch) >= schema.MARK_FLUSH_BATCH:
             try:
                 await self.flush()
             except sqlite3.Error as exc:  # the update was handled: its mark waits for the next flush
                 log.warning("state_flush_failed", error=str(exc), pending=len(self.batch))
 
-    async def get_dialog(self, chat_id: int) -> Dialog | None:
+    async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
         """The chat's open dialog, if any."""
-        return (await self._chat(chat_id)).dialog
+        return (await self._chat((platform, chat_id))).dialog
 
-    async def set_dialog(self, chat_id: int, dialog: Dialog | None) -> None:
+    async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
-        chat = self._chats.pop(chat_id, None)  # if the write fails, the next read asks the disk
+        key = (platform, chat_id)
+        chat = self._chats.pop(key, None)  # if the write fails, the next read asks the disk
         if dialog is None:
-            await self._write("DELETE FROM dialogs WHERE chat_id = ?", (chat_id,))
+            await self._write(schema.CLOSE_DIALOG_SQL, key)
         else:
-            sql = """INSERT INTO dialogs (chat_id, kind, file_id, started_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (chat_id) DO UPDATE SET
-                kind = excluded.kind, file_id = excluded.file_id, started_at = excluded.started_at"""
-            await self._write(sql, (chat_id, dialog.kind, dialog.file_id, dialog.started_at))
+            await self._write(schema.OPEN_DIALOG_SQL, (*key, dialog.kind, dialog.file_id, dialog.started_at))
         if chat is not None:  # written through: the next read needs no trip to the disk
             chat.dialog = dialog
-            self._chats[chat_id] = chat
+            self._chats[key] = chat
 
     async def record_file(
-        self, key: str, *, owner_id: int, chat_id: int, size: int, saved_at: float
+        self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float
     ) -> SavedFile:
         """Index a saved object; saving the same key again updates its entry and keeps its id."""
-        row = await self._fetchone(RECORD_FILE_SQL, (key, owner_id, chat_id, size, saved_at))
+        row = await self._fetchone(schema.RECORD_FILE_SQL, (key, owner_id, chat_id, size, saved_at, platform))
         assert row is not None  # RETURNING yields the inserted or updated row
-        return _saved_file(row)
+        return schema.saved_file(row)
 
     async def get_file(self, file_id: int) -> SavedFile | None:
         """The index entry with that id, if any."""
-        row = await self._fetchone(GET_FILE_SQL, (file_id,))
-        return None if row is None else _saved_file(row)
+        row = await self._fetchone(schema.GET_FILE_SQL, (file_id,))
+        return None if row is None else schema.saved_file(row)
 
     async def rename_file(self, file_id: int, new_key: str) -> None:
         """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
@@ -263,7 +248,7 @@ class SqliteState(UniqueIdNotes):
 
     async def list_files(
         self,
-        owner_id: int | None,
+        owner: UserKey | None,
         *,
         limit: int,
         before: tuple[float, int] | None = None,
@@ -271,16 +256,25 @@ class SqliteState(UniqueIdNotes):
     ) -> tuple[list[SavedFile], bool, int]:
         """A page of entries, newest first, by cursor (see ``interfaces.StateStore.list_files``)."""
         page = page_cursor(before, after)
-        owner = () if owner_id is None else (owner_id,)
-        page_sql = LIST_FILES_SQL[bool(owner), None if page is None else page[0]]
-        count_sql = COUNT_FILES_SQL[bool(owner)]
+        whose = owner or ()
+        page_sql = schema.LIST_FILES_SQL[bool(whose), None if page is None else page[0]]
+        count_sql = schema.COUNT_FILES_SQL[bool(whose)]
         limit = max(limit, 0)
-        params = (*owner, *(page[1] if page else ()), limit + 1)  # one row more says whether there is more
+        params = (*whose, *(page[1] if page else ()), limit + 1)  # one row more says whether there is more
         async with self.transaction() as db:  # the lock keeps writes out between page and total
             rows = list(await db.execute_fetchall(page_sql, params))
-            counts = list(await db.execute_fetchall(count_sql, owner))
-        files = [_saved_file(row) for row in rows[:limit]]
+            counts = list(await db.execute_fetchall(count_sql, whose))
+        files = [schema.saved_file(row) for row in rows[:limit]]
         return (files[::-1] if after is not None else files), len(rows) > limit, int(counts[0][0])
+
+    async def get_cursor(self, platform: str) -> str | None:
+        """Where the platform's poller stopped reading, if it was saved."""
+        row = await self._fetchone(schema.GET_CURSOR_SQL, (platform,))
+        return None if row is None else str(row[0])
+
+    async def set_cursor(self, platform: str, value: str) -> None:
+        """Save the platform's read position (committed when this returns)."""
+        await self._write(schema.SET_CURSOR_SQL, (platform, value))
 
 
 @dataclasses.dataclass(slots=True)

@@ -17,9 +17,9 @@ class WriteBatch:
     """Pending marks; ``write`` puts them into the open transaction, or keeps them on failure."""
 
     def __init__(self) -> None:
-        self.handled: list[tuple[int, float]] = []
-        self.greeted: set[int] = set()
-        self.finished: list[int] = []  # update ids to remove from the journal
+        self.handled: list[tuple[str, int, float]] = []  # (platform, update id, when)
+        self.greeted: set[tuple[str, int]] = set()  # (platform, chat id)
+        self.finished: list[tuple[str, int]] = []  # (platform, update id) to remove from the journal
 
     def __len__(self) -> int:
         return len(self.handled) + len(self.greeted) + len(self.finished)
@@ -33,9 +33,9 @@ class WriteBatch:
             if handled:
                 await db.executemany(MARK_HANDLED_SQL, handled)
             if greeted:
-                await db.executemany(MARK_GREETED_SQL, [(chat_id,) for chat_id in greeted])
+                await db.executemany(MARK_GREETED_SQL, greeted)
             if finished:
-                await db.executemany(JOURNAL_REMOVE_SQL, [(update_id,) for update_id in finished])
+                await db.executemany(JOURNAL_REMOVE_SQL, finished)
         except BaseException:
             self.handled[:0] = handled  # kept for the next flush
             self.greeted |= greeted

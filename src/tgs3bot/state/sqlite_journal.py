@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tgs3bot.events import Event, from_json, to_json
+from tgs3bot.events import ChatKey, Event, from_json, to_json
 from tgs3bot.state.sqlite import SqliteState
 from tgs3bot.state.sqlite_schema import JOURNAL_ALL_SQL, JOURNAL_APPEND_SQL, JOURNAL_CHAT_SQL
 
@@ -24,26 +24,26 @@ class SqliteJournal:
         """Write the events in one transaction; return the ones not journaled before, with their seq."""
         if not events:
             return []
-        by_id = {e.update_id: e for e in events}
-        params = [value for e in by_id.values() for value in (e.update_id, e.chat_id, to_json(e))]
+        by_id = {(e.platform, e.update_id): e for e in events}
+        params = [v for e in by_id.values() for v in (e.platform, e.update_id, e.chat_id, to_json(e))]
         # One statement for the whole batch: one trip to aiosqlite's thread; RETURNING names the
         # rows inserted (not the ones ignored), in the order of their seq.
-        sql = JOURNAL_APPEND_SQL.format(rows=", ".join(["(?, ?, ?)"] * len(by_id)))
+        sql = JOURNAL_APPEND_SQL.format(rows=", ".join(["(?, ?, ?, ?)"] * len(by_id)))
         async with self._state.transaction() as db:
             added = await db.execute_fetchall(sql, params)
-        return sorted((int(seq), by_id[int(update_id)]) for seq, update_id in added)
+        return sorted((int(seq), by_id[str(platform), int(update_id)]) for seq, platform, update_id in added)
 
     async def entries(
-        self, chat_id: int | None = None, *, after_seq: int = 0, limit: int = -1
+        self, chat: ChatKey | None = None, *, after_seq: int = 0, limit: int = -1
     ) -> list[tuple[int, Event]]:
         """Entries in ``seq`` order: all, or one chat's after ``after_seq`` (at most ``limit``)."""
         async with self._state.transaction() as db:
-            if chat_id is None:
+            if chat is None:
                 rows = await db.execute_fetchall(JOURNAL_ALL_SQL)
             else:
-                rows = await db.execute_fetchall(JOURNAL_CHAT_SQL, (chat_id, after_seq, limit))
+                rows = await db.execute_fetchall(JOURNAL_CHAT_SQL, (*chat, after_seq, limit))
         return [(int(seq), from_json(body)) for seq, body in rows]
 
-    async def remove(self, update_id: int) -> None:
+    async def remove(self, platform: str, update_id: int) -> None:
         """Forget a finished update, with the next batch of marks."""
-        self._state.batch.finished.append(update_id)
+        self._state.batch.finished.append((platform, update_id))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tgs3bot import metrics
 from tgs3bot.errors import TransferError
 from tgs3bot.storage.parts import PartReader
 
@@ -85,7 +86,8 @@ async def _upload_part(
 async def _abort(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
     try:
         await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-    except (ClientError, BotoCoreError):
+    except (ClientError, BotoCoreError) as exc:
+        metrics.s3_error(exc)
         log.exception("multipart_abort_failed", key=key, upload_id=upload_id)
     else:
         log.info("multipart_aborted", key=key)

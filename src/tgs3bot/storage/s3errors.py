@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from tgs3bot import metrics
+
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})  # a conditional write refused
 
@@ -15,6 +17,7 @@ def error_code(exc: ClientError) -> str:
 
 def storage_reason(exc: Exception) -> str:
     """The reason a save failed, in words a user can read (never the error's text)."""
+    metrics.s3_error(exc)  # every S3 failure that becomes a TransferError passes here
     if isinstance(exc, ClientError):
         return f"the storage refused the file ({error_code(exc)})"
     return "the storage could not be reached"

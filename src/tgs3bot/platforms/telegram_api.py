@@ -52,6 +52,7 @@ from aiohttp import ClientError, ClientTimeout
 from aiohttp_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
 from pydantic import BaseModel, ConfigDict, Field
 
+from tgs3bot import metrics
 from tgs3bot.errors import Conflict, PlatformError, RetryAfter, TransientError, Unauthorized, Undeliverable
 from tgs3bot.events import Document, Event, EventKind
 
@@ -194,7 +195,13 @@ class JsonSession(AiohttpSession):
 
 
 def translate(exc: Exception) -> PlatformError:
-    """Map an aiogram exception onto the bot's own error tree."""
+    """Map an aiogram exception onto the bot's own error tree, and count it (``metrics``)."""
+    error = _translate(exc)
+    metrics.bot_api_error(type(error), getattr(getattr(exc, "method", None), "__api_method__", "unknown"))
+    return error
+
+
+def _translate(exc: Exception) -> PlatformError:
     text = str(exc)
     if isinstance(exc, TelegramRetryAfter):
         return RetryAfter(float(exc.retry_after), text)

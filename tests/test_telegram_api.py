@@ -9,9 +9,9 @@ import pytest
 
 from tests.fakes import updates
 from tests.fakes.telegram import TOKEN, FakeTelegram
-from tgs3bot.botapi import UpdateRef, to_event
 from tgs3bot.events import Button, Document, EventKind
-from tgs3bot.telegram import TelegramPlatform
+from tgs3bot.platforms.telegram import TelegramPlatform
+from tgs3bot.platforms.telegram_api import UpdateRef, to_event
 
 
 def _event(update: dict[str, Any]) -> Any:

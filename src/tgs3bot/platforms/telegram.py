@@ -34,16 +34,10 @@ from aiogram.methods import (
     SetMyCommands,
     TelegramMethod,
 )
-from aiogram.types import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    ReplyParameters,
-)
+from aiogram.types import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from aiogram.utils.token import TokenValidationError
 
 from tgs3bot import replies
-from tgs3bot.botapi import PROXY_ERRORS, FetchUpdates, JsonSession, SendText, UpdateRef, to_event, translate
 from tgs3bot.config import BackoffConfig, download_limit
 from tgs3bot.errors import (
     FileUnavailable,
@@ -57,6 +51,15 @@ from tgs3bot.errors import (
 )
 from tgs3bot.events import Document, Keyboard, UpdateBatch
 from tgs3bot.localfiles import LocalFiles, read_chunks
+from tgs3bot.platforms.telegram_api import (
+    PROXY_ERRORS,
+    FetchUpdates,
+    JsonSession,
+    SendText,
+    UpdateRef,
+    to_event,
+    translate,
+)
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -76,6 +79,8 @@ DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=
 
 class TelegramPlatform:
     """The Bot API client the poller and the handlers use (see ``interfaces.Platform``)."""
+
+    name = "telegram"
 
     def __init__(
         self,
@@ -134,7 +139,7 @@ class TelegramPlatform:
             answer = await self._bot(method, request_timeout=timeout_s + POLL_REQUEST_MARGIN_S)
         except (TelegramAPIError, ClientDecodeError) as exc:
             raise translate(exc) from exc
-        updates = cast(list[UpdateRef], answer)  # FetchUpdates parses into UpdateRef (see botapi)
+        updates = cast(list[UpdateRef], answer)  # FetchUpdates parses into UpdateRef (see telegram_api)
         next_offset = updates[-1].update_id + 1 if updates else None
         events = tuple(e for e in map(to_event, updates) if e is not None)
         return UpdateBatch(events=events, next_offset=next_offset)
