@@ -20,6 +20,9 @@ before VK), another platform's as ``vk:123`` (SPEC §6).
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
 
+- ``files-by-unique-id:{note}`` and a field of ``file:{id}``: which of its platform's files each
+  entry's object holds, the note named as ``scoped`` names ids (``state.redis_unique_ids``).
+
 Each write of the index is one Lua script, so every structure changes together or not at all,
 and a listing (page and total) is one script too. The scripts build key names from the prefix,
 so this is for a single Redis server (with replicas or Sentinel), not Redis Cluster.
@@ -35,8 +38,9 @@ from redis.commands.core import AsyncScript
 
 from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
-from tgs3bot.redis_client import open_client, scoped, text, unscoped
+from tgs3bot.redis_client import open_client, scoped, text
 from tgs3bot.state.paging import page_cursor
+from tgs3bot.state.redis_unique_ids import UniqueIdNotes, saved_file
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
@@ -45,10 +49,11 @@ GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared
 _FORGET = """
 local function forget(p, id)
   local f = p .. 'file:' .. id
-  local fields = redis.call('HMGET', f, 'key', 'owner_id')
+  local fields = redis.call('HMGET', f, 'key', 'owner_id', 'file_unique_id')
   if not fields[1] then return 0 end
   local member = string.rep('0', 20 - #id) .. id
   redis.call('DEL', f)
+  if fields[3] then redis.call('SREM', p .. 'files-by-unique-id:' .. fields[3], id) end
   redis.call('HDEL', p .. 'file-ids', fields[1])
   redis.call('ZREM', p .. 'files', member)
   redis.call('ZREM', p .. 'files-of:' .. fields[2], member)
@@ -63,6 +68,11 @@ if id then
   local old_owner = redis.call('HGET', p .. 'file:' .. id, 'owner_id')
   if old_owner and old_owner ~= owner then
     redis.call('ZREM', p .. 'files-of:' .. old_owner, string.rep('0', 20 - #id) .. id)
+    local note = redis.call('HGET', p .. 'file:' .. id, 'file_unique_id')
+    if note and old_owner:match('^(.+):') ~= owner:match('^(.+):') then  -- a note is its platform's
+      redis.call('HDEL', p .. 'file:' .. id, 'file_unique_id')
+      redis.call('SREM', p .. 'files-by-unique-id:' .. note, id)
+    end
   end
 else
   id = tostring(redis.call('INCR', p .. 'file-seq'))
@@ -132,7 +142,7 @@ return out
 """
 
 
-class RedisState:
+class RedisState(UniqueIdNotes):
     """State in Redis: ``async with RedisState(url) as state: ...``; see the module for the keys."""
 
     def __init__(self, url: str, *, prefix: str = "tgs3bot:") -> None:
@@ -226,7 +236,7 @@ class RedisState:
         """The index entry with that id, if any."""
         fields = ("key", "owner_id", "chat_id", "size", "saved_at")
         row = await self.client.hmget(f"{self.prefix}file:{file_id}", fields)
-        return None if row[0] is None else _saved_file([file_id, *row])
+        return None if row[0] is None else saved_file([file_id, *row])
 
     async def rename_file(self, file_id: int, new_key: str) -> None:
         """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
@@ -252,7 +262,7 @@ class RedisState:
         whose = "" if owner is None else scoped(*owner)
         args = (whose, direction, score, member, max(limit, 0))
         total, more, *rows = await self._run("list", *args)
-        files = [_saved_file(row) for row in rows if row[1] is not None]
+        files = [saved_file(row) for row in rows if row[1] is not None]
         return (files[::-1] if after is not None else files), bool(more), int(total)
 
     async def get_cursor(self, platform: str) -> str | None:
@@ -263,9 +273,3 @@ class RedisState:
     async def set_cursor(self, platform: str, value: str) -> None:
         """Save the platform's read position."""
         await self.client.set(f"{self.prefix}cursor:{platform}", value)
-
-
-def _saved_file(row: list[Any]) -> SavedFile:
-    file_id, key, owner, chat_id, size, saved_at = row
-    platform, owner_id = unscoped(text(owner))
-    return SavedFile(int(file_id), text(key), owner_id, int(chat_id), int(size), float(saved_at), platform)
