@@ -9,6 +9,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
+from tgs3bot.errors import FatalPollingError
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -20,14 +22,14 @@ def log_exceptions(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Cor
 
     Without this, an exception in a task nobody awaits yet is only seen when the task is collected,
     and the bot looks alive while doing nothing. Cancellation is the normal way to stop and is not
-    logged.
+    logged; nor is ``FatalPollingError``, an expected end that the CLI reports in one line.
     """
 
     @functools.wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await func(*args, **kwargs)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, FatalPollingError):
             raise
         except Exception:
             log.exception("background_task_failed", task=func.__qualname__)
