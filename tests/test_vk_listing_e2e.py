@@ -26,6 +26,7 @@ OTHER_VK_USER = USER + 1
 MINE = [f"vk-file-{n:02}.txt" for n in range(1, 13)]  # saved in this order: 12 is the newest
 THEIRS = ["telegram-same-number.txt", "other-vk-user.txt"]
 OLDER, NEWER = ("Next", "Older"), ("Prev", "Newer")
+PAGE = 8  # VK shows at most 10 buttons under a message: a 🔗 button per line, then Prev and Next
 
 
 def paging_button(message: VkMessage, words: tuple[str, ...]) -> str | None:
@@ -92,21 +93,21 @@ async def test_a_vk_user_lists_their_own_files_and_pages_with_callback_buttons(
     await save_mine_and_theirs(vk, telegram)
 
     listing = await request_list(vk)
-    assert names_in(listing.text, MINE) == MINE[2:], listing.text  # the ten newest
+    assert names_in(listing.text, MINE) == MINE[-PAGE:], listing.text  # the newest page
     assert names_in(listing.text, THEIRS) == []
     assert paging_button(listing, NEWER) is None
     older = paging_button(listing, OLDER)
     assert older is not None, f"no Next button on the first page: {listing.buttons()!r}"
 
     second = await press_and_wait_edit(vk, listing, older)
-    assert names_in(second, MINE) == MINE[:2], second
+    assert names_in(second, MINE) == MINE[:-PAGE], second
     assert names_in(second, THEIRS) == []
     assert paging_button(listing, OLDER) is None  # the keyboard was edited too: nothing older
     newer = paging_button(listing, NEWER)
     assert newer is not None, f"no Prev button on the second page: {listing.buttons()!r}"
 
     back = await press_and_wait_edit(vk, listing, newer)
-    assert names_in(back, MINE) == MINE[2:], back
+    assert names_in(back, MINE) == MINE[-PAGE:], back
     assert paging_button(listing, OLDER) is not None and paging_button(listing, NEWER) is None
     since_list = [m for m in vk.messages if m.peer_id == USER and m.message_id >= listing.message_id]
     assert since_list == [listing]  # paging edited the list; it sent nothing new
