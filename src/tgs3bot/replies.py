@@ -28,8 +28,20 @@ FILE_NETWORK_TROUBLE = (
     "Telegram could not be reached to hand out the file (network trouble); send it again later"
 )
 FILE_WITHOUT_PATH = "Telegram did not give a download path for the file"
-DOWNLOAD_NOT_STARTED = "the download from Telegram could not start (network trouble); send it again later"
-DOWNLOAD_BROKE_OFF = "the download from Telegram broke off"
+
+
+def download_not_started(source: str) -> str:
+    """The reason when the download from ``source`` (Telegram, VK) cannot start."""
+    return f"the download from {source} could not start (network trouble); send it again later"
+
+
+def download_broke_off(source: str) -> str:
+    """The reason when the download from ``source`` (Telegram, VK) ends before the file does."""
+    return f"the download from {source} broke off"
+
+
+DOWNLOAD_NOT_STARTED = download_not_started("Telegram")
+DOWNLOAD_BROKE_OFF = download_broke_off("Telegram")
 
 
 def file_too_big(limit: int) -> str:
@@ -37,9 +49,9 @@ def file_too_big(limit: int) -> str:
     return f"the file is bigger than Telegram lets bots download ({human_size(limit)})"
 
 
-def download_failed(status: int) -> str:
+def download_failed(status: int, source: str = "Telegram") -> str:
     """The reason for a download answered with an HTTP error (an error page is never stored)."""
-    return f"the download from Telegram failed (HTTP {status})"
+    return f"the download from {source} failed (HTTP {status})"
 
 
 def apology(*, document: bool) -> str:
