@@ -30,13 +30,28 @@ AWS_ENV = {
 }
 
 
+# The real platforms' hosts: the Bot API, and VK's API (the VkPlatform default), its other
+# hosts and its storage (userapi.com). Tests talk to the fakes only.
+REAL_PLATFORM_DOMAINS = ("telegram.org", "vk.com", "userapi.com")
+
+
+def is_real_platform_host(host: object) -> bool:
+    """Whether ``host`` (as getaddrinfo takes it) is in ``REAL_PLATFORM_DOMAINS`` or under one."""
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if not isinstance(host, str):
+        return False
+    name = host.lower().rstrip(".")
+    return any(name == domain or name.endswith(f".{domain}") for domain in REAL_PLATFORM_DOMAINS)
+
+
 @pytest.fixture(autouse=True)
-def _no_real_telegram(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any test that would resolve api.telegram.org: tests talk to the fake Bot API only."""
+def _no_real_platforms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any test that would resolve api.telegram.org, (*.)vk.com or *.userapi.com."""
     real_getaddrinfo = socket.getaddrinfo
 
     def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host.endswith("telegram.org"):
+        if is_real_platform_host(host):
             raise AssertionError(f"a test tried to reach {host}")
         return real_getaddrinfo(host, *args, **kwargs)
 

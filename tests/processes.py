@@ -147,17 +147,22 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
 
 async def wait_polling(telegram: FakeTelegram, bot: BotProcess) -> None:
     """Return once the bot polls; fail at once (with its stderr) if the process ends first."""
-    polling = asyncio.ensure_future(
-        telegram.wait_for_call(lambda c: c.method == "getUpdates", timeout=START_TIMEOUT_S)
+    await wait_unless_exited(
+        bot, telegram.wait_for_call(lambda c: c.method == "getUpdates", timeout=START_TIMEOUT_S), "polling"
     )
+
+
+async def wait_unless_exited(bot: BotProcess, waiting: Awaitable[object], what: str) -> None:
+    """Await ``waiting``; fail at once (with the bot's stderr) if the process ends first."""
+    pending = asyncio.ensure_future(waiting)
     exited = asyncio.ensure_future(bot.proc.wait())
-    await asyncio.wait({polling, exited}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({pending, exited}, return_when=asyncio.FIRST_COMPLETED)
     exited.cancel()
-    if not polling.done():
-        polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
-        pytest.fail(f"the bot exited with {bot.proc.returncode} before polling; stderr:\n{bot.stderr()}")
-    polling.result()  # a timeout fails here, naming the calls seen
+    if not pending.done():
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        pytest.fail(f"the bot exited with {bot.proc.returncode} before {what}; stderr:\n{bot.stderr()}")
+    pending.result()  # a timeout fails here, naming the calls seen
 
 
 async def failed_start_line(telegram: FakeTelegram, bot: BotProcess) -> str:

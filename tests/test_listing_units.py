@@ -11,7 +11,15 @@ from typing import Any
 from tests.helpers import make_event
 from tgs3bot.context import Context, KeyLocks, Policy
 from tgs3bot.events import EventKind
-from tgs3bot.handlers.listing import MAX_PAGE, PageRequest, list_files, page_data, page_request
+from tgs3bot.handlers.listing import (
+    MAX_PAGE,
+    PAGE_SIZE,
+    PageRequest,
+    list_files,
+    page_data,
+    page_request,
+    page_size,
+)
 from tgs3bot.handlers.rename import finish_rename
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state import MemoryState
@@ -98,3 +106,10 @@ async def test_listing_never_drops_an_entry_a_rename_is_moving() -> None:
     listed = next(t for t in chat.texts if "newest first" in t)
     assert "b.txt" in listed and "gone" not in listed, listed  # shown under the name it moved to
     assert any("[document has been renamed]" in t for t in chat.texts)
+
+
+def test_a_page_leaves_room_for_a_link_per_line_and_paging_where_buttons_are_few() -> None:
+    """Ten lines where buttons are plenty; with VK's ten buttons, eight lines (eight links, Prev, Next)."""
+    assert page_size(Policy()) == PAGE_SIZE == 10
+    assert page_size(Policy(max_buttons=10)) == 8
+    assert page_size(Policy(max_buttons=2)) == 1  # never an empty page

@@ -17,6 +17,7 @@ def test_hooks_do_nothing_where_no_metrics_are_bound() -> None:
     assert metrics.current() is None
     metrics.update_handled("greeting", "ok", 0.01)
     metrics.document_saved(10)
+    metrics.same_file_saved("copied")
     metrics.bot_api_error(TransientError, "sendMessage")
     metrics.s3_error(ClientError({"Error": {"Code": "NoSuchBucket"}}, "PutObject"))
     with metrics.poll_round_trip(), metrics.standing_by():

@@ -151,9 +151,18 @@ async def test_a_short_conflict_is_forgotten_after_a_good_poll() -> None:
     assert platform.offsets == [None, None, None, None]
 
 
-async def test_a_revoked_token_is_fatal_at_once() -> None:
-    """401 while polling ends the poller immediately."""
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("telegram", "Telegram no longer accepts the bot token"),
+        ("vk", "VK no longer accepts the community token"),
+    ],
+)
+async def test_a_revoked_token_is_fatal_at_once_naming_the_platform(name: str, says: str) -> None:
+    """401 (VK: error 5) while polling ends the poller immediately, saying which platform's token."""
     platform = ScriptedPlatform([Unauthorized("401")])
-    with pytest.raises(FatalPollingError, match="token"):
+    platform.name = name
+    with pytest.raises(FatalPollingError) as ended:
         await asyncio.wait_for(Poller(platform, ChatQueue(10), backoff=FAST).run(), DEADLINE_S)
+    assert str(ended.value) == says
     assert platform.offsets == [None]

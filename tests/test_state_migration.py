@@ -36,8 +36,9 @@ def write_v2_file(path: Path) -> None:
         db.commit()
 
 
-async def test_a_v2_file_becomes_v3_with_every_row_telegrams(tmp_path: Path) -> None:
-    """Greetings, handled ids, dialogs, the index and the journal of a v2 file all read as Telegram's."""
+async def test_a_v2_file_goes_through_v3_with_every_row_telegrams(tmp_path: Path) -> None:
+    """Greetings, handled ids, dialogs, the index and the journal of a v2 file all read as Telegram's
+    once it has gone through v3 (platforms) to v4 (the file_unique_id notes)."""
     path = tmp_path / "state.sqlite3"
     write_v2_file(path)
     async with SqliteState(path, clock=lambda: NOW) as state:
@@ -56,10 +57,42 @@ async def test_a_v2_file_becomes_v3_with_every_row_telegrams(tmp_path: Path) -> 
             await state.record_file("b.pdf", platform="vk", owner_id=3, chat_id=3, size=1, saved_at=NOW)
         ).id == 2
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+        assert db.execute("SELECT file_unique_id FROM files WHERE id = 1").fetchone() == (None,)
 
 
 def test_the_old_body_is_what_to_json_wrote_before_platforms() -> None:
     """The fixture's old body is a Telegram event's JSON minus the new field (so the test means something)."""
     event = make_event(31, chat_id=3, message_id=1)
     assert to_json(event).replace(b',"platform":"telegram"', b"") == OLD_BODY
+
+
+def write_v3_file(path: Path) -> None:
+    """A state file as the bot with VK and before the notes left it (schema v3)."""
+    with closing(sqlite3.connect(path)) as db:
+        for version, script in enumerate(MIGRATIONS[:3], start=1):
+            db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        db.execute("INSERT INTO greeted (platform, chat_id) VALUES ('vk', 5)")
+        db.execute("INSERT INTO cursors (platform, value) VALUES ('vk', '42')")
+        db.execute(
+            "INSERT INTO files (key, owner_id, chat_id, size, saved_at, platform)"
+            " VALUES ('a.pdf', 3, 3, 9, ?, 'telegram'), ('v.txt', 5, 5, 4, ?, 'vk')",
+            (NOW, NOW + 1),
+        )
+        db.commit()
+
+
+async def test_a_v3_file_becomes_v4_and_keeps_every_platforms_rows(tmp_path: Path) -> None:
+    """A v3 file (platforms, cursors) gains the notes' column only: its rows stay, with no note."""
+    path = tmp_path / "state.sqlite3"
+    write_v3_file(path)
+    async with SqliteState(path, clock=lambda: NOW) as state:
+        assert await state.is_greeted("vk", 5) and not await state.is_greeted("telegram", 5)
+        assert await state.get_cursor("vk") == "42"
+        assert await state.get_file(1) == SavedFile(1, "a.pdf", 3, 3, 9, NOW, "telegram")
+        assert await state.get_file(2) == SavedFile(2, "v.txt", 5, 5, 4, NOW + 1, "vk")
+        assert await state.find_files_by_unique_id("vk", "5_7", limit=10) == []
+        await state.set_file_unique_id("vk", 2, "5_7")
+        assert await state.find_files_by_unique_id("vk", "5_7", limit=10) == [await state.get_file(2)]
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)

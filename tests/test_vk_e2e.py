@@ -6,7 +6,6 @@ side; a VK user and a Telegram user with the same number are two people (greetin
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from typing import Any
@@ -18,7 +17,16 @@ from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.vk import GROUP_ID, FakeVk
 from tests.fakes.vk import TOKEN as VK_TOKEN
 from tests.helpers import greet, no_multipart_uploads, object_body, object_keys, press_answered, read_object
-from tests.processes import REPLY_TIMEOUT_S, TGS3BOT_RUN, BotProcess, Launch, bot_env, launch, wait_polling
+from tests.processes import (
+    REPLY_TIMEOUT_S,
+    TGS3BOT_RUN,
+    BotProcess,
+    Launch,
+    bot_env,
+    launch,
+    wait_polling,
+    wait_unless_exited,
+)
 
 pytestmark = pytest.mark.e2e
 __all__ = ["launch", "vk"]  # the fixtures, used by the tests below
@@ -48,15 +56,7 @@ def both_env(
 
 async def wait_vk_polling(vk: FakeVk, bot: BotProcess) -> None:
     """Return once the bot long-polls VK; fail at once (with its stderr) if the process ends first."""
-    polling = asyncio.ensure_future(vk.wait_for_polls(len(vk.polls) + 1, timeout=REPLY_TIMEOUT_S))
-    exited = asyncio.ensure_future(bot.proc.wait())
-    await asyncio.wait({polling, exited}, return_when=asyncio.FIRST_COMPLETED)
-    exited.cancel()
-    if not polling.done():
-        polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
-        pytest.fail(f"the bot exited with {bot.proc.returncode} before polling VK; stderr:\n{bot.stderr()}")
-    polling.result()
+    await wait_unless_exited(bot, vk.wait_for_polls(len(vk.polls) + 1, timeout=REPLY_TIMEOUT_S), "polling VK")
 
 
 async def start_both(launch: Launch, env: dict[str, str], telegram: FakeTelegram, vk: FakeVk) -> BotProcess:

@@ -224,6 +224,8 @@ def _storage(settings: Settings) -> S3Storage:
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region,
         conditional_writes=settings.s3_conditional_writes,
+        public_url=settings.s3_public_url,
+        link_ttl_s=settings.link_ttl,
     )
 
 

@@ -7,6 +7,7 @@ flags > environment > ``.env``. Every setting is ``TGS3BOT_<NAME>`` in the envir
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -25,6 +26,11 @@ _CONDITIONAL_WRITES_WORDS: dict[str, ConditionalWrites] = {
     **dict.fromkeys(("true", "1", "yes", "on"), True),
     **dict.fromkeys(("false", "0", "no", "off"), False),
 }
+# TGS3BOT_LINK_TTL: a SigV4 presigned URL is valid for at most 7 days, so longer cannot be signed.
+MAX_LINK_TTL_S = 7 * 24 * 3600
+_DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600}
+_DURATION = re.compile(r"(?:([0-9]+(?:\.[0-9]+)?)([smhd]))+")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
 
 
 class Settings(BaseSettings):
@@ -63,6 +69,17 @@ class Settings(BaseSettings):
         description="auto: probe at start whether the store honours If-None-Match (files under 8 MiB are "
         "then put with it, one request; else each name is checked first); true: rely on it, no probe; "
         "false: always check first, no probe",
+    )
+    s3_public_url: str | None = Field(
+        None,
+        description="S3 endpoint that share links name, where people can reach it (signing only; "
+        "default: TGS3BOT_S3_ENDPOINT_URL, or AWS)",
+    )
+    link_ttl: int = Field(
+        24 * 3600,
+        ge=1,
+        description="how long a share link works: seconds, or a duration like 12h, 1d, 1d12h "
+        "(at most 7d, S3's limit for a signed link)",
     )
     concurrent_workers: int = Field(8, ge=1, le=1000, description="worker coroutines")
     queue_size: int = Field(100, ge=1, description="updates taken from the platforms and not yet handled")
@@ -129,6 +146,18 @@ class Settings(BaseSettings):
             return _CONDITIONAL_WRITES_WORDS[word]
         return value
 
+    @field_validator("link_ttl", mode="before")
+    @classmethod
+    def _seconds_or_duration(cls, value: Any) -> Any:
+        return duration_s(value) if isinstance(value, str) else value
+
+    @field_validator("link_ttl")
+    @classmethod
+    def _at_most_a_week(cls, value: int) -> int:
+        if value > MAX_LINK_TTL_S:
+            raise ValueError(f"at most 7 days ({MAX_LINK_TTL_S} s): S3 signs a link for a week at most")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -168,6 +197,16 @@ class Settings(BaseSettings):
 def download_limit(*, local_mode: bool) -> int:
     """The biggest file the Bot API hands out: the cloud's, or a local server's, in bytes."""
     return LOCAL_DOWNLOAD_LIMIT if local_mode else CLOUD_DOWNLOAD_LIMIT
+
+
+def duration_s(text: str) -> int:
+    """Seconds from ``"3600"`` or a duration like ``"90m"``, ``"12h"``, ``"1d12h"`` (units s, m, h, d)."""
+    word = text.strip().lower()
+    if word.isdigit():
+        return int(word)
+    if not _DURATION.fullmatch(word):
+        raise ValueError("must be whole seconds or a duration like 90m, 12h, 1d, 1d12h")
+    return round(sum(float(n) * _DURATION_UNITS_S[unit] for n, unit in _DURATION_PART.findall(word)))
 
 
 def load_settings(overrides: dict[str, Any] | None = None, env_file: Path = Path(".env")) -> Settings:

@@ -36,7 +36,7 @@ class KeyLocks:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The operator's rules: who may use the bot, and how big a file its platform hands out.
+    """The operator's rules: who may use the bot, and the limits its platform sets (file size, buttons).
 
     ``allowed_users`` holds (platform, user id) pairs from every platform's allowlist: one bot is
     open (no allowlist set anywhere) or closed (only those listed, on each platform).
@@ -45,6 +45,7 @@ class Policy:
     allowed_users: frozenset[UserKey] = frozenset()
     download_limit: int = 20 * 1024 * 1024
     platform_title: str = "Telegram"  # who sets ``download_limit``, as the refusal names it
+    max_buttons: int | None = None  # buttons the platform shows under one message (VK: 10); None: plenty
 
     @property
     def open_bot(self) -> bool:

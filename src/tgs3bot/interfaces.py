@@ -240,6 +240,21 @@ class StateStore(Protocol):
         """Drop the entry (the object is gone from the bucket)."""
         ...
 
+    async def set_file_unique_id(self, platform: str, file_id: int, file_unique_id: str | None) -> None:
+        """Note which of the platform's files the entry's object holds (None: not known).
+
+        A note is its platform's (a VK doc's id means nothing to Telegram): ids unknown, or of
+        another platform's entry, are ignored. ``record_file`` keeps the note when the key is saved
+        again from the same platform (a save writes it next) and drops it from another platform.
+        """
+        ...
+
+    async def find_files_by_unique_id(
+        self, platform: str, file_unique_id: str, *, limit: int
+    ) -> list[SavedFile]:
+        """At most ``limit`` of the platform's entries noted as holding that file, anyone's, newest first."""
+        ...
+
     async def list_files(
         self,
         owner: UserKey | None,

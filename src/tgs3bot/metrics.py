@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # An idle long poll lasts its timeout (60 s) plus the network; a busy bot's polls return at once.
 POLL_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 55, 60, 65, 75)
 HANDLING_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+SAME_FILE_HOWS = ("copied", "already")  # tgs3bot_same_file_saves_total's label values
 MAX_LABEL_LENGTH = 64  # an S3-compatible store may invent error codes; keep them short
 
 _current: ContextVar[Metrics | None] = ContextVar("tgs3bot_metrics", default=None)
@@ -66,6 +67,14 @@ class Metrics:
         self.transfers = Gauge("tgs3bot_transfers_in_flight", "Documents being transferred", registry=r)
         self.saved_bytes = Counter("tgs3bot_saved_bytes", "Bytes of documents saved", registry=r)
         self.saved_documents = Counter("tgs3bot_saved_documents", "Documents saved", registry=r)
+        self.same_file_saves = Counter(
+            "tgs3bot_same_file_saves",
+            "Documents the bucket held already: copied there, or already under their name",
+            ["how"],
+            registry=r,
+        )
+        for how in SAME_FILE_HOWS:  # both series from the start, at 0
+            self.same_file_saves.labels(how)
         self.bot_api_errors = Counter(
             "tgs3bot_bot_api_errors", "Failed Bot API calls", ["method", "kind"], registry=r
         )
@@ -109,10 +118,19 @@ def update_handled(route: str, outcome: str, duration_s: float) -> None:
 
 
 def document_saved(size: int) -> None:
-    """A document is in the bucket."""
+    """A document was uploaded into the bucket (``size`` bytes written)."""
     if (m := _current.get()) is not None:
         m.saved_documents.inc()
         m.saved_bytes.inc(size)
+
+
+def same_file_saved(how: str) -> None:
+    """A document the bucket held already was saved without a download: ``copied`` or ``already``.
+
+    Not a ``document_saved``: that one counts uploads and the bytes they wrote.
+    """
+    if (m := _current.get()) is not None:
+        m.same_file_saves.labels(how).inc()
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ each kind of failure as it deserves:
 - ``Conflict``: another client polls the same token. An old instance may still be finishing its
   last long poll, so conflicts are retried, but after ``conflict_give_up_s`` of nothing else the
   poller gives up with ``FatalPollingError``;
-- ``Unauthorized``: the token was revoked; ``FatalPollingError`` at once.
+- ``Unauthorized``: the token was revoked; ``FatalPollingError`` at once, naming the platform.
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ from tgs3bot.interfaces import Platform, PollerLeasing, UpdateQueue
 log = structlog.get_logger(__name__)
 
 POLL_TIMEOUT_S = 60  # the assignment's long-poll timeout
+# The line the CLI prints when a platform rejects its token while polling (exit 1).
+TOKEN_REVOKED = {
+    "telegram": "Telegram no longer accepts the bot token",
+    "vk": "VK no longer accepts the community token",
+}
+
+
+def token_revoked(platform: str) -> str:
+    """What to say when ``platform`` no longer accepts the bot's token."""
+    return TOKEN_REVOKED.get(platform, f"{platform} no longer accepts the bot's token")
 
 
 class Poller:
@@ -74,7 +84,7 @@ class Poller:
                 await asyncio.sleep(exc.retry_after_s)
                 continue
             except Unauthorized as exc:
-                raise FatalPollingError("Telegram no longer accepts the bot token") from exc
+                raise FatalPollingError(token_revoked(self.platform.name)) from exc
             except Conflict:
                 await self._on_conflict()
                 continue

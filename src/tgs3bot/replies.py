@@ -5,7 +5,9 @@ Replies are plain text (no parse_mode), so file names never need escaping.
 
 from __future__ import annotations
 
-from tgs3bot.utils import human_size
+import time
+
+from tgs3bot.utils import human_duration, human_size
 
 GREETING = (
     "[greeting] Hi! Send me a file as a document (📎 → File) and I will save it to the bucket "
@@ -26,8 +28,20 @@ FILE_NETWORK_TROUBLE = (
     "Telegram could not be reached to hand out the file (network trouble); send it again later"
 )
 FILE_WITHOUT_PATH = "Telegram did not give a download path for the file"
-DOWNLOAD_NOT_STARTED = "the download from Telegram could not start (network trouble); send it again later"
-DOWNLOAD_BROKE_OFF = "the download from Telegram broke off"
+
+
+def download_not_started(source: str) -> str:
+    """The reason when the download from ``source`` (Telegram, VK) cannot start."""
+    return f"the download from {source} could not start (network trouble); send it again later"
+
+
+def download_broke_off(source: str) -> str:
+    """The reason when the download from ``source`` (Telegram, VK) ends before the file does."""
+    return f"the download from {source} broke off"
+
+
+DOWNLOAD_NOT_STARTED = download_not_started("Telegram")
+DOWNLOAD_BROKE_OFF = download_broke_off("Telegram")
 
 
 def file_too_big(limit: int) -> str:
@@ -35,9 +49,9 @@ def file_too_big(limit: int) -> str:
     return f"the file is bigger than Telegram lets bots download ({human_size(limit)})"
 
 
-def download_failed(status: int) -> str:
+def download_failed(status: int, source: str = "Telegram") -> str:
     """The reason for a download answered with an HTTP error (an error page is never stored)."""
-    return f"the download from Telegram failed (HTTP {status})"
+    return f"the download from {source} failed (HTTP {status})"
 
 
 def apology(*, document: bool) -> str:
@@ -52,9 +66,16 @@ def document_received(name: str) -> str:
     return f"[document] Got «{name}». Saving it…"
 
 
-def document_saved(key: str, size: int, *, replaced: bool, note: str | None) -> str:
-    """The answer once the object is in the bucket; the key is given verbatim on its own line."""
-    lines = [f"[document has been saved] {human_size(size)}, saved as:", key]
+def document_saved(key: str, size: int, *, replaced: bool, note: str | None, already: bool = False) -> str:
+    """The answer once the object is in the bucket; the key is given verbatim on its own line.
+
+    ``already``: the bucket held this very file under that key, and nothing was written.
+    """
+    if already:
+        lines = [f"[document has been saved] {human_size(size)}, already in the bucket as:", key]
+        lines.append("This very file was saved under this name before, so it was not downloaded again.")
+    else:
+        lines = [f"[document has been saved] {human_size(size)}, saved as:", key]
     if replaced:
         lines.append("It replaced the earlier file of the same name.")
     if note:
@@ -69,11 +90,16 @@ def document_not_saved(reason: str) -> str:
 
 RENAME_BUTTON = "✏️ Rename"
 KEEP_BUTTON = "Keep this name"
+LINK_BUTTON = "🔗 Link"
+LINK_STALE = "This file is no longer known (renamed away or deleted); send /files again."
+LINK_FILE_GONE = "This file is no longer in the bucket; send /files again."
+LINK_NOT_YOURS = "You can get links only to the files you saved."
 HELP = (
     "I save the files you send me as documents into an S3 bucket, under their own names.\n"
     "\n"
     "• Send a file as a document (📎 → File); photos sent as photos are not files.\n"
-    "• After a save, press “Rename” to give the file another name.\n"
+    "• After a save, press “Rename” to give the file another name, or “🔗 Link” for a download "
+    "link that expires.\n"
     "/files: the files you saved, newest first\n"
     "/cancel: stop renaming\n"
     "/help: this message"
@@ -120,3 +146,14 @@ def document_not_renamed(reason: str) -> str:
 def rename_refused_ask_again(reason: str) -> str:
     """The answer to a refused new name; the question stays open."""
     return f"{document_not_renamed(reason)} Send another name or /cancel."
+
+
+def share_link(key: str, url: str, *, expires_at: float, ttl_s: int) -> str:
+    """The answer to a Link button: the download link and when it stops working."""
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at))
+    return f"🔗 Download link for «{key}», valid until {until} ({human_duration(ttl_s)}):\n{url}"
+
+
+def link_failed(reason: str) -> str:
+    """The answer when a link could not be made (the bucket could not be asked)."""
+    return f"No link for now: {reason}. Try again in a moment."

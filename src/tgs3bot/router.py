@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from tgs3bot.context import Context
 from tgs3bot.events import Event, EventKind
-from tgs3bot.handlers import basics, listing, rename
-from tgs3bot.handlers.documents import KEEP_PREFIX, RENAME_PREFIX, save_document
+from tgs3bot.handlers import basics, links, listing, rename
+from tgs3bot.handlers.documents import KEEP_PREFIX, LINK_PREFIX, RENAME_PREFIX, save_document
 
 Predicate = Callable[[Context, Event], Awaitable[bool]]
 Handler = Callable[[Context, Event], Awaitable[None]]
@@ -113,6 +113,7 @@ def build_router() -> Router:
             Route("access_denied", not_allowed, basics.deny_access),
             Route("rename_button", button(RENAME_PREFIX), rename.start_rename),
             Route("keep_button", button(KEEP_PREFIX), rename.keep_name),
+            Route("link_button", button(LINK_PREFIX), links.share_link),
             Route("files_page", button(listing.PAGE_PREFIX), listing.turn_page),
             Route("unknown_callback", is_callback, basics.answer_unknown_callback),
             Route("greeting", first_message, basics.greet),

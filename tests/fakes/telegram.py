@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import PurePosixPath
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import web
 
 from .updates import BOT_ID, BOT_USERNAME, bot_user, chat
-from .wire import ApiError, Call, Fault, Json, Signal, error_body, read_params
+from .wire import ApiError, Call, Fault, Json, LoopbackServer, Signal, error_body, read_params
 
 __all__ = ["TOKEN", "Call", "DownloadFaults", "FakeFile", "FakeTelegram"]
 
@@ -69,7 +68,7 @@ class FakeFile:
     downloads_completed: int = 0
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """An in-process Bot API server: records calls, long-polls for real, serves and breaks files."""
 
     def __init__(
@@ -92,39 +91,13 @@ class FakeTelegram:
         self._redirecting: set[str] = set()
         self._polls_in_flight = 0
         self._signal = Signal()
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Listen on a free port of 127.0.0.1 and return the base URL ``http://127.0.0.1:PORT``."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The Bot API methods and file downloads."""
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
-        # handler_cancellation: a client that drops its long poll frees the poll slot at once.
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        """Stop listening; open long polls and downloads are cut off."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # -- test controls -------------------------------------------------------------------------
 

@@ -15,20 +15,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import web
 
 from .vk_community import ERROR_TEXTS, GROUP_ID, TOKEN, VkCommunity, VkDoc, VkError, VkMessage
-from .wire import Call, Json, read_params
+from .wire import Call, Json, LoopbackServer, read_params
 
 __all__ = ["GROUP_ID", "TOKEN", "Call", "FakeVk", "VkDoc", "VkMessage"]
 
 DEFAULT_WAIT_S = 60.0  # a deadline for the wait_* helpers: it bounds a hang on a busy machine
 
 
-class FakeVk(VkCommunity):
+class FakeVk(VkCommunity, LoopbackServer):
     """An in-process VK API: records calls, long-polls for real, serves and breaks docs."""
 
     def __init__(self, token: str = TOKEN, group_id: int = GROUP_ID) -> None:
@@ -38,7 +37,6 @@ class FakeVk(VkCommunity):
         self.polls_in_flight = 0
         self._poll_faults: list[int] = []
         self._faults: dict[str, list[list[int]]] = {}  # method → [[code, times left]]
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -47,33 +45,11 @@ class FakeVk(VkCommunity):
         """What ``TGS3BOT_VK_API_URL`` is set to."""
         return f"{self.base_url}/method"
 
-    async def start(self) -> str:
-        """Listen on a free port of 127.0.0.1 and return the base URL."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The API methods, the long-poll server and doc downloads."""
         app.router.add_post("/method/{method}", self._api)
         app.router.add_get("/lp", self._long_poll)
         app.router.add_get("/doc/{doc}", self._download)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        """Stop listening; open long polls and downloads are cut off."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # -- faults --------------------------------------------------------------------------------
 

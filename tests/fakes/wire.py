@@ -1,6 +1,7 @@
 """Bot API wire-level pieces of the fake server: call records, error bodies, request parsing.
 
-Also ``Signal``, the broadcast wake-up every wait of the fake is built on.
+Also ``Signal``, the broadcast wake-up every wait of the fake is built on, and ``LoopbackServer``,
+the HTTP lifecycle the fake servers share.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -114,3 +116,43 @@ async def read_params(request: web.Request) -> dict[str, Any]:
     elif request.can_read_body:
         raw |= dict((await request.post()).items())
     return {key: _decode(value) for key, value in raw.items()}
+
+
+class LoopbackServer:
+    """An aiohttp app on a free port of 127.0.0.1: the fakes' start, stop and ``async with``.
+
+    Subclasses add their routes in ``routes``. ``handler_cancellation``: a client that drops its
+    long poll frees the poll slot at once.
+    """
+
+    _runner: web.AppRunner | None = None
+    base_url = ""
+
+    def routes(self, app: web.Application) -> None:
+        """Add the fake's routes to ``app``."""
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        """Listen on a free port of 127.0.0.1 and return the base URL ``http://127.0.0.1:PORT``."""
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop listening; open long polls and downloads are cut off."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 RENAME_PREFIX = "rename:"  # callback data of the buttons under a saved file, followed by its index id
 KEEP_PREFIX = "keep:"
+LINK_PREFIX = "link:"  # the share-link buttons (under a saved file, in /files), followed by its index id
 RESTART_NOTICE_TIMEOUT_S = 5
 SOMETHING_WENT_WRONG = "something went wrong on our side; try again"
 
@@ -55,13 +56,19 @@ async def save_document(ctx: Context, event: Event) -> None:
 
 
 def rename_buttons(file_id: int) -> Keyboard:
-    """The buttons under a saved file: rename it, or keep its name."""
+    """The buttons under a saved file: rename it or keep its name, and a share link."""
     return (
         (
             Button(replies.RENAME_BUTTON, f"{RENAME_PREFIX}{file_id}"),
-            Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),
+            link_button(file_id, replies.LINK_BUTTON),
         ),
+        (Button(replies.KEEP_BUTTON, f"{KEEP_PREFIX}{file_id}"),),
     )
+
+
+def link_button(file_id: int, text: str) -> Button:
+    """A button that asks for a share link of the file with that index id (``handlers.links``)."""
+    return Button(text, f"{LINK_PREFIX}{file_id}")
 
 
 async def _acknowledge(ctx: Context, event: Event, name: str) -> None:
@@ -80,9 +87,18 @@ async def _tell_saved(ctx: Context, event: Event, save: Save, name: SafeName) ->
     if saved is None:
         raise RuntimeError("_tell_saved before the put")
     log.info(
-        "document_saved", key=saved.key, size=saved.size, replaced=saved.replaced, indexed=bool(save.entry)
+        "document_saved",
+        key=saved.key,
+        size=saved.size,
+        replaced=saved.replaced,
+        indexed=bool(save.entry),
+        already=saved.already,
+        copied=saved.copied,
     )
-    text = replies.document_saved(saved.key, saved.size, replaced=saved.replaced, note=_name_note(name))
+    note = _name_note(name)
+    text = replies.document_saved(
+        saved.key, saved.size, replaced=saved.replaced, note=note, already=saved.already
+    )
     buttons = rename_buttons(save.entry.id) if save.entry is not None else None
     try:
         await ctx.platform.send_text(event.chat_id, text, reply_to=event.message_id, buttons=buttons)

@@ -12,6 +12,11 @@ Telegram's 64 bytes, however deep the user pages). Entries dropped or added mean
 never shift another one out of view. Prev that reaches the top shows the first page itself, so
 the first page is always the ten newest. The page number in the data is only for the header.
 
+The lines are numbered, and each file still in the bucket gets a "🔗 <number>" button that asks
+for its share link (``link:<id>``, at most 24 bytes; ``handlers.links``). A platform that shows
+few buttons under a message (``Policy.max_buttons``: VK's 10) gets shorter pages, so that every
+line's button and Prev/Next still fit (eight lines on VK).
+
 Button data comes from the client and may be forged or left over from an older version: data that
 is not exactly ``files:next|prev:<page>:<saved_at>:<id>`` within bounds is a stale button.
 """
@@ -27,8 +32,10 @@ from dataclasses import dataclass
 import structlog
 
 from tgs3bot import replies
-from tgs3bot.context import Context
+from tgs3bot.context import Context, Policy
 from tgs3bot.events import Button, Event, Keyboard, UserKey
+from tgs3bot.handlers.documents import link_button
+from tgs3bot.handlers.entries import check_entry
 from tgs3bot.handlers.rename import parse_file_id
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.utils import human_size
@@ -36,9 +43,11 @@ from tgs3bot.utils import human_size
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 10
+PAGING_BUTTONS = 2  # Prev and Next
 PAGE_PREFIX = "files:"  # callback data of the Prev/Next buttons: files:next|prev:<page>:<cursor>
 MAX_PAGE = 99_999  # the header's page number; five digits keep the data under 64 bytes
 MAX_DATA_BYTES = 64  # Telegram's limit for callback_data
+LINKS_PER_ROW = 5  # "🔗 1" … "🔗 10": two rows of share-link buttons, one per numbered line
 MAX_SHOWN_NAME = 120  # characters; ten long names must fit Telegram's 4096-character message
 _DATA = re.compile(r"files:(next|prev):([0-9]{1,5}):([-+.e0-9]{1,24}):([0-9]{1,19})")
 
@@ -87,11 +96,11 @@ def _shown(key: str) -> str:
     return key if len(key) <= MAX_SHOWN_NAME else key[: MAX_SHOWN_NAME - 1] + "…"
 
 
-def _line(file: SavedFile, present: bool) -> str:
+def _line(number: int, file: SavedFile, present: bool) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(file.saved_at))
     if not present:
-        return f"• {_shown(file.key)} — gone from the bucket"
-    return f"• {_shown(file.key)} — {human_size(file.size)} — {when}"
+        return f"{number}. {_shown(file.key)} — gone from the bucket"
+    return f"{number}. {_shown(file.key)} — {human_size(file.size)} — {when}"
 
 
 def _buttons(page: _Page) -> Keyboard | None:
@@ -106,40 +115,33 @@ def _buttons(page: _Page) -> Keyboard | None:
     return (tuple(row),) if row else None
 
 
+def page_size(policy: Policy) -> int:
+    """Lines to a page: ten, or fewer where a link button per line and Prev/Next would not fit."""
+    if policy.max_buttons is None:
+        return PAGE_SIZE
+    return max(1, min(PAGE_SIZE, policy.max_buttons - PAGING_BUTTONS))
+
+
+def _with_links(checked: list[tuple[SavedFile, bool]], paging: Keyboard | None) -> Keyboard | None:
+    """A share-link button per file still in the bucket ("🔗 3" for line 3), above Prev/Next."""
+    links = [link_button(f.id, f"🔗 {n}") for n, (f, present) in enumerate(checked, 1) if present]
+    rows = tuple(tuple(links[i : i + LINKS_PER_ROW]) for i in range(0, len(links), LINKS_PER_ROW))
+    return (rows + (paging or ())) or None
+
+
 async def _fetch(ctx: Context, owner: UserKey | None, request: PageRequest | None) -> _Page:
     """The entries a request asks for; the first page when there is none or it leads nowhere."""
+    size = page_size(ctx.policy)
     if request is not None and request.older:
-        files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, before=request.cursor)
+        files, more, total = await ctx.state.list_files(owner, limit=size, before=request.cursor)
         if files:
             return _Page(files, max(request.page, 2), total, newer=True, older=more)
     elif request is not None:
-        files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE, after=request.cursor)
+        files, more, total = await ctx.state.list_files(owner, limit=size, after=request.cursor)
         if more:  # not the top yet (at the top, the first page below is the full ten newest)
             return _Page(files, max(request.page, 2), total, newer=True, older=True)
-    files, more, total = await ctx.state.list_files(owner, limit=PAGE_SIZE)
+    files, more, total = await ctx.state.list_files(owner, limit=size)
     return _Page(files, 1, total, newer=False, older=more)
-
-
-async def _check(ctx: Context, file: SavedFile) -> tuple[SavedFile, bool]:
-    """The entry to show and whether its object is in the bucket; one that is gone is dropped.
-
-    The drop holds the key's lock and looks again, because a rename or a save of that key may be
-    half done: a rename copies and deletes the object before it moves the entry, and dropping
-    the entry in between would lose the renamed file from the index for good.
-    """
-    if await ctx.storage.head(file.key) is not None:
-        return file, True
-    async with ctx.key_locks.hold(file.key):
-        current = await ctx.state.get_file(file.id)
-        if current is None:  # dropped already
-            return file, False
-        if current.key != file.key:  # renamed meanwhile: shown under its new name
-            return current, True
-        if await ctx.storage.head(file.key) is not None:  # saved again meanwhile
-            return current, True
-        await ctx.state.forget_file(file.id)
-    log.info("listed_file_gone", key=file.key, file_id=file.id)
-    return file, False
 
 
 async def _page(ctx: Context, user: UserKey, request: PageRequest | None) -> tuple[str, Keyboard | None]:
@@ -147,10 +149,11 @@ async def _page(ctx: Context, user: UserKey, request: PageRequest | None) -> tup
     page = await _fetch(ctx, owner, request)
     if not page.files:
         return replies.NO_FILES, None
-    checked = await asyncio.gather(*(_check(ctx, f) for f in page.files))
+    checked = await asyncio.gather(*(check_entry(ctx, f) for f in page.files))
     title = "Your files" if owner is not None else "Saved files"
     header = f"{title}, newest first (page {page.number}; {page.total} in all):"
-    return "\n".join([header, *(_line(f, present) for f, present in checked)]), _buttons(page)
+    lines = [_line(n, f, present) for n, (f, present) in enumerate(checked, 1)]
+    return "\n".join([header, *lines]), _with_links(checked, _buttons(page))
 
 
 async def list_files(ctx: Context, event: Event) -> None:

@@ -1,8 +1,10 @@
 """One document's way into the bucket: hold its key, stream it in with progress, index it.
 
-The key's lock covers the put and the index write together, so a rename of the same key never
-runs between them. ``Save`` remembers how far it got: an error or a cancellation (shutdown) that
-comes after the put has succeeded leaves a saved file, which the caller must report as saved.
+A file the bucket already holds (the same ``file_unique_id``) is kept or copied there instead of
+downloaded (``handlers.again``), under the same rules and locks. The key's lock covers the put
+(or copy) and the index write together, so a rename of the same key never runs between them.
+``Save`` remembers how far it got: an error or a cancellation (shutdown) that comes after the put
+has succeeded leaves a saved file, which the caller must report as saved.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from tgs3bot.context import Context
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event
 from tgs3bot.filenames import content_disposition
+from tgs3bot.handlers.again import Earlier, find_earlier, holding_keys, recheck
+from tgs3bot.handlers.metadata import object_metadata, saved_by
 from tgs3bot.interfaces import SavedFile
 from tgs3bot.progress import TransferMeter, reporting
 from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, StoredObject
@@ -26,11 +30,6 @@ from tgs3bot.utils import human_size
 
 log = structlog.get_logger(__name__)
 
-OWNER_KEY = "user-id"  # object metadata naming who saved it; S3 sends it as x-amz-meta-user-id
-# ...and on which platform that id is (x-amz-meta-platform); absent on objects saved before VK,
-# which Telegram users saved.
-PLATFORM_KEY = "platform"
-LEGACY_PLATFORM = "telegram"
 INDEX_WRITE_TIMEOUT_S = 5  # how long a cancelled save still waits for its index write
 
 
@@ -41,6 +40,8 @@ class Saved:
     key: str
     size: int
     replaced: bool
+    already: bool = False  # the object under the key held this very file: nothing was written
+    copied: bool = False  # copied in the bucket from another key that held it (``handlers.again``)
 
 
 class Save:
@@ -56,7 +57,12 @@ class Save:
         self.entry: SavedFile | None = None  # its index entry, unless the index write failed
 
     async def run(self) -> Saved:
-        """Check the size, then put and index under the key's lock; ``TransferError`` refuses."""
+        """Keep or copy the file if the bucket has it already (``handlers.again``); else check the
+        size, then put and index under the key's lock. ``TransferError`` refuses."""
+        # Before any lock is held (``find_earlier`` may take one to drop a gone entry).
+        earlier = await find_earlier(self._ctx, self._event, self._document, self.key)
+        if earlier is not None and (again := await self._again(earlier)) is not None:
+            return again
         self._check_size()
         async with self._ctx.key_locks.hold(self.key):
             # Made here, so that waiting for another save of this name is not counted as transfer time.
@@ -67,6 +73,31 @@ class Save:
                 if self.saved is not None:  # even if cancelled since: the file is in the bucket
                     await _to_the_end(self._record(self.saved), INDEX_WRITE_TIMEOUT_S)
         return saved
+
+    async def _again(self, earlier: Earlier) -> Saved | None:
+        """Keep (same key) or copy the object that holds the file, under both keys' locks.
+
+        None if that object no longer holds it once the locks are held: download it after all.
+        """
+        async with holding_keys(self._ctx.key_locks, self.key, earlier.entry.key):
+            stored = await recheck(self._ctx, earlier, self._event, self._document)
+            if stored is None:
+                return None
+            if earlier.entry.key == self.key:
+                self._owner_rule()(stored)  # someone else's name is refused here as in a fresh save
+                self.entry = earlier.entry
+                self.saved = Saved(key=self.key, size=stored.size, replaced=False, already=True)
+                metrics.same_file_saved("already")
+                return self.saved
+            try:
+                copy = self._ctx.storage.copy(stored, self.key, self._info(), may_replace=self._owner_rule())
+                if (result := await copy) is not None:
+                    self.saved = Saved(self.key, result.size, result.replaced, copied=True)
+                    metrics.same_file_saved("copied")
+            finally:
+                if self.saved is not None:  # even if cancelled since: the copy is in the bucket
+                    await _to_the_end(self._record(self.saved), INDEX_WRITE_TIMEOUT_S)
+        return self.saved
 
     def _check_size(self) -> None:
         policy, size = self._ctx.policy, self._document.file_size
@@ -106,6 +137,9 @@ class Save:
                 size=saved.size,
                 saved_at=time.time(),
             )
+            await self._ctx.state.set_file_unique_id(
+                event.platform, self.entry.id, self._document.file_unique_id
+            )
         except Exception:
             log.exception("index_write_failed", key=saved.key)
 
@@ -114,12 +148,7 @@ class Save:
         return ObjectInfo(
             content_type=document.mime_type or "application/octet-stream",
             content_disposition=content_disposition(self.key),
-            metadata={
-                OWNER_KEY: str(event.user_id),
-                PLATFORM_KEY: event.platform,
-                "chat-id": str(event.chat_id),
-                "file-unique-id": document.file_unique_id,
-            },
+            metadata=object_metadata(event, document),
         )
 
     def _owner_rule(self) -> ReplaceCheck:
@@ -134,16 +163,6 @@ class Save:
                 )
 
         return may_replace
-
-
-def saved_by(stored: StoredObject) -> tuple[str, int] | None:
-    """Who saved the object, from its metadata: (platform, user id); None if it does not say."""
-    owner = stored.metadata.get(OWNER_KEY, "")
-    platform = stored.metadata.get(PLATFORM_KEY, LEGACY_PLATFORM)
-    try:
-        return (platform, int(owner))
-    except ValueError:  # put there by someone else, or by hand
-        return None
 
 
 async def _to_the_end(step: Awaitable[None], timeout_s: float) -> None:

@@ -75,11 +75,17 @@ async def open_platforms(
 
 
 def policy_for(settings: Settings, platform: str) -> Policy:
-    """The rules for one platform's events: the one allowlist, and that platform's size limit."""
+    """The rules for one platform's events: the one allowlist, and that platform's limits."""
     if platform == "vk":
-        from tgs3bot.platforms.vk_files import DEFAULT_DOWNLOAD_LIMIT  # the VK client's own
+        from tgs3bot.platforms.vk_events import MAX_BUTTONS  # the VK client's own limits
+        from tgs3bot.platforms.vk_files import DEFAULT_DOWNLOAD_LIMIT
 
-        return Policy(settings.allowed, download_limit=DEFAULT_DOWNLOAD_LIMIT, platform_title="VK")
+        return Policy(
+            settings.allowed,
+            download_limit=DEFAULT_DOWNLOAD_LIMIT,
+            platform_title="VK",
+            max_buttons=MAX_BUTTONS,
+        )
     return Policy(settings.allowed, download_limit=settings.download_limit, platform_title="Telegram")
 
 

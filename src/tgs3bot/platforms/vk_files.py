@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 import structlog
 
+from tgs3bot import replies
 from tgs3bot.errors import FileUnavailable, TransferError
 from tgs3bot.events import Document
 from tgs3bot.utils import human_size
@@ -25,18 +26,13 @@ CHUNK_SIZE = 256 * 1024
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
 
 FILE_WITHOUT_LINK = "VK gave no download link for the file"
-DOWNLOAD_NOT_STARTED = "the download from VK could not start (network trouble); send it again later"
-DOWNLOAD_BROKE_OFF = "the download from VK broke off"
+DOWNLOAD_NOT_STARTED = replies.download_not_started("VK")
+DOWNLOAD_BROKE_OFF = replies.download_broke_off("VK")
 
 
 def file_too_big(limit: int) -> str:
     """The reason for a file over the download limit (``limit`` in bytes)."""
     return f"the file is bigger than the bot downloads from VK ({human_size(limit)})"
-
-
-def download_failed(status: int) -> str:
-    """The reason for a download answered with an HTTP error (an error page is never stored)."""
-    return f"the download from VK failed (HTTP {status})"
 
 
 @asynccontextmanager
@@ -59,7 +55,7 @@ async def open_doc(
         raise TransferError(DOWNLOAD_NOT_STARTED) from None
     try:
         if response.status != 200:  # an error page must never be stored as the file
-            raise FileUnavailable(download_failed(response.status))
+            raise FileUnavailable(replies.download_failed(response.status, "VK"))
         if response.content_length is not None and response.content_length > limit:
             raise FileUnavailable(file_too_big(limit))
         yield _bounded(response.content.iter_chunked(CHUNK_SIZE), limit, document.file_unique_id)

@@ -26,6 +26,7 @@ class MemoryState:
         self._ids_by_key: dict[str, int] = {}
         self._next_id = itertools.count(1)
         self._cursors: dict[str, str] = {}
+        self._unique_ids: dict[int, str] = {}  # entry id → the file of its platform its object holds
 
     async def __aenter__(self) -> Self:
         return self
@@ -67,6 +68,8 @@ class MemoryState:
         file_id = self._ids_by_key.get(key)
         if file_id is None:
             file_id = self._ids_by_key[key] = next(self._next_id)
+        elif self._files[file_id].platform != platform:  # a note is its platform's
+            self._unique_ids.pop(file_id, None)
         entry = SavedFile(file_id, key, owner_id, chat_id, size, saved_at, platform)
         self._files[file_id] = entry
         return entry
@@ -120,3 +123,24 @@ class MemoryState:
     async def set_cursor(self, platform: str, value: str) -> None:
         """Save the platform's read position."""
         self._cursors[platform] = value
+
+    async def set_file_unique_id(self, platform: str, file_id: int, file_unique_id: str | None) -> None:
+        """Note which of the platform's files the entry's object holds (None: not known).
+
+        Ids unknown, or of another platform's entry, are ignored.
+        """
+        entry = self._files.get(file_id)
+        if entry is None or entry.platform != platform:
+            return
+        if file_unique_id is None:
+            self._unique_ids.pop(file_id, None)
+        else:
+            self._unique_ids[file_id] = file_unique_id
+
+    async def find_files_by_unique_id(
+        self, platform: str, file_unique_id: str, *, limit: int
+    ) -> list[SavedFile]:
+        """At most ``limit`` of the platform's entries noted as holding that file, newest first."""
+        noted = (self._files.get(i) for i, uid in self._unique_ids.items() if uid == file_unique_id)
+        entries = [e for e in noted if e is not None and e.platform == platform]  # None: dropped since
+        return sorted(entries, key=_newest_first)[: max(limit, 0)]

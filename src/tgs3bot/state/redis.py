@@ -19,6 +19,8 @@ before VK), another platform's as ``vk:123`` (SPEC §6).
   owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
+- ``files-by-unique-id:{note}`` and a field of ``file:{id}``: which of its platform's files each
+  entry's object holds, the note named as ``scoped`` names ids (``state.redis_unique_ids``).
 
 With the Redis queue, the queue's scripts read and write some of these keys too (``held``): the
 handled mark of an event held here is written by its ``done``, and the greeting and dialog of a
@@ -41,9 +43,10 @@ from redis.commands.core import AsyncScript
 
 from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
-from tgs3bot.redis_client import open_client, scoped, text, unscoped
+from tgs3bot.redis_client import open_client, scoped, text
 from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.redis_scripts import FORGET_LUA, LIST_LUA, RECORD_LUA, RENAME_LUA
+from tgs3bot.state.redis_unique_ids import UniqueIdNotes, saved_file
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
@@ -99,7 +102,7 @@ class HeldUpdates(Protocol):
         ...
 
 
-class RedisState:
+class RedisState(UniqueIdNotes):
     """State in Redis: ``async with RedisState(url) as state: ...``; see the module for the keys."""
 
     def __init__(self, url: str, *, prefix: str = "tgs3bot:") -> None:
@@ -213,7 +216,7 @@ class RedisState:
         """The index entry with that id, if any."""
         fields = ("key", "owner_id", "chat_id", "size", "saved_at")
         row = await self.client.hmget(f"{self.prefix}file:{file_id}", fields)
-        return None if row[0] is None else _saved_file([file_id, *row])
+        return None if row[0] is None else saved_file([file_id, *row])
 
     async def rename_file(self, file_id: int, new_key: str) -> None:
         """Move the entry to ``new_key``, dropping any other entry of that key; unknown ids are ignored."""
@@ -239,7 +242,7 @@ class RedisState:
         whose = "" if owner is None else scoped(*owner)
         args = (whose, direction, score, member, max(limit, 0))
         total, more, *rows = await self._run("list", *args)
-        files = [_saved_file(row) for row in rows if row[1] is not None]
+        files = [saved_file(row) for row in rows if row[1] is not None]
         return (files[::-1] if after is not None else files), bool(more), int(total)
 
     async def get_cursor(self, platform: str) -> str | None:
@@ -250,9 +253,3 @@ class RedisState:
     async def set_cursor(self, platform: str, value: str) -> None:
         """Save the platform's read position."""
         await self.client.set(f"{self.prefix}cursor:{platform}", value)
-
-
-def _saved_file(row: list[Any]) -> SavedFile:
-    file_id, key, owner, chat_id, size, saved_at = row
-    platform, owner_id = unscoped(text(owner))
-    return SavedFile(int(file_id), text(key), owner_id, int(chat_id), int(size), float(saved_at), platform)

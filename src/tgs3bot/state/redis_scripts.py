@@ -10,10 +10,11 @@ from __future__ import annotations
 _FORGET = """
 local function forget(p, id)
   local f = p .. 'file:' .. id
-  local fields = redis.call('HMGET', f, 'key', 'owner_id')
+  local fields = redis.call('HMGET', f, 'key', 'owner_id', 'file_unique_id')
   if not fields[1] then return 0 end
   local member = string.rep('0', 20 - #id) .. id
   redis.call('DEL', f)
+  if fields[3] then redis.call('SREM', p .. 'files-by-unique-id:' .. fields[3], id) end
   redis.call('HDEL', p .. 'file-ids', fields[1])
   redis.call('ZREM', p .. 'files', member)
   redis.call('ZREM', p .. 'files-of:' .. fields[2], member)
@@ -28,6 +29,11 @@ if id then
   local old_owner = redis.call('HGET', p .. 'file:' .. id, 'owner_id')
   if old_owner and old_owner ~= owner then
     redis.call('ZREM', p .. 'files-of:' .. old_owner, string.rep('0', 20 - #id) .. id)
+    local note = redis.call('HGET', p .. 'file:' .. id, 'file_unique_id')
+    if note and old_owner:match('^(.+):') ~= owner:match('^(.+):') then  -- a note is its platform's
+      redis.call('HDEL', p .. 'file:' .. id, 'file_unique_id')
+      redis.call('SREM', p .. 'files-by-unique-id:' .. note, id)
+    end
   end
 else
   id = tostring(redis.call('INCR', p .. 'file-seq'))

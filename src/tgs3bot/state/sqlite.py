@@ -25,12 +25,13 @@ from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state import sqlite_schema as schema
 from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.sqlite_batch import WriteBatch
+from tgs3bot.state.sqlite_unique_ids import UniqueIdNotes
 from tgs3bot.utils import log_exceptions
 
 log = structlog.get_logger(__name__)
 
 
-class SqliteState:
+class SqliteState(UniqueIdNotes):
     """State in an SQLite file: ``async with SqliteState(path) as state: ...``.
 
     One connection, and one lock around each operation: the workers share the connection, and

@@ -1,6 +1,6 @@
 """The SQLite state file's schema, its migrations and the queries ``SqliteState`` runs.
 
-What the file holds (schema version 3, kept in ``PRAGMA user_version``). Chat, user and update
+What the file holds (schema version 4, kept in ``PRAGMA user_version``). Chat, user and update
 ids are numbers within one platform, so each row names its ``platform`` (v3; older rows are
 ``telegram``'s):
 
@@ -14,6 +14,8 @@ ids are numbers within one platform, so each row names its ``platform`` (v3; old
   yet handled, in the order they were taken (``seq``), each as ``events.to_json`` wrote it.
 - ``cursors(platform, value)`` (v3): where a platform's poller stopped reading (VK's long-poll
   ``ts``), saved once the batch read before it is journaled.
+- ``files.file_unique_id`` (v4): which of its platform's files the entry's object holds, if noted
+  (``state.sqlite_unique_ids``), so a file sent again is copied in the bucket, not downloaded.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_by_owner ON files (owner_id, saved_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS files_by_time ON files (saved_at DESC, id DESC);
 """
-# The queries below are of the v3 tables (a migration's scripts run before any of them).
+# The queries below are of the latest tables (v4: a migration's scripts run before any of them).
 MARK_HANDLED_SQL = "INSERT INTO handled (platform, update_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 IS_HANDLED_SQL = "SELECT 1 FROM handled WHERE platform = ? AND update_id = ?"
 MAX_HANDLED_SQL = "SELECT platform, max(update_id) FROM handled GROUP BY platform"
@@ -97,11 +99,14 @@ COUNT_FILES_SQL = {
     False: "SELECT count(*) FROM files",
 }
 GET_FILE_SQL = "SELECT id, key, owner_id, chat_id, size, saved_at, platform FROM files WHERE id = ?"
+# A save from the same platform keeps the entry's note (the save writes it next); from another
+# platform it drops it: a note is its platform's (v4). SET reads the row as it was.
 RECORD_FILE_SQL = """INSERT INTO files (key, owner_id, chat_id, size, saved_at, platform)
     VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (key) DO UPDATE SET
     owner_id = excluded.owner_id, chat_id = excluded.chat_id,
-    size = excluded.size, saved_at = excluded.saved_at, platform = excluded.platform
+    size = excluded.size, saved_at = excluded.saved_at, platform = excluded.platform,
+    file_unique_id = CASE WHEN platform = excluded.platform THEN file_unique_id END
     RETURNING id, key, owner_id, chat_id, size, saved_at, platform"""
 
 SCHEMA_V2 = """
@@ -168,9 +173,18 @@ GET_CURSOR_SQL = "SELECT value FROM cursors WHERE platform = ?"
 SET_CURSOR_SQL = """INSERT INTO cursors (platform, value) VALUES (?, ?)
     ON CONFLICT (platform) DO UPDATE SET value = excluded.value"""
 
+# v4, the same file again (#10): a nullable column, so entries saved before it have no note. A
+# note is its platform's (a Telegram file_unique_id, a VK doc's owner_id_id), so the lookup is by
+# (platform, file_unique_id).
+SCHEMA_V4 = """
+ALTER TABLE files ADD COLUMN file_unique_id TEXT;
+CREATE INDEX IF NOT EXISTS files_by_unique_id ON files (platform, file_unique_id, saved_at DESC, id DESC)
+    WHERE file_unique_id IS NOT NULL;
+"""
+
 
 # MIGRATIONS[n] takes a file from schema version n to n + 1; a new version appends a script.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -63,3 +63,26 @@ class ObjectStore(Protocol):
         If ``key`` is taken, ``may_replace`` is called with the object there and may refuse.
         """
         ...
+
+    async def copy(
+        self, source: StoredObject, key: str, info: ObjectInfo, *, may_replace: ReplaceCheck
+    ) -> SaveResult | None:
+        """Copy ``source`` to ``key`` in the bucket (server-side), written with ``info``.
+
+        As ``save``, ``may_replace`` decides about an object already under ``key``. None if
+        ``source`` is gone by then.
+        """
+        ...
+
+    async def share_link(self, key: str) -> ShareLink:
+        """A download link for ``key`` that works until it expires (signed here: no request)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLink:
+    """A presigned download link, and when it stops working (Unix time, seconds)."""
+
+    url: str
+    expires_at: float
+    ttl_s: int  # how long it was signed for

@@ -36,7 +36,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tgs3bot.config import ConditionalWrites, MiB
 from tgs3bot.errors import StartupError, TransferError
-from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
+from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, ShareLink, StoredObject
+from tgs3bot.storage.copies import copy_object
+from tgs3bot.storage.links import SIGNING_CONFIG, presign_download
 from tgs3bot.storage.multipart import check_size, multipart_upload
 from tgs3bot.storage.parts import PartBuffers, PartReader
 from tgs3bot.storage.probe import settle_conditional_writes
@@ -70,6 +72,8 @@ class S3Storage:
         max_parts_in_flight: int = 2,
         conditional_writes: ConditionalWrites = True,
         pooled_bytes: int = 32 * MiB,
+        public_url: str | None = None,
+        link_ttl_s: int = 24 * 3600,
     ) -> None:
         self.bucket = bucket
         self._endpoint_url = endpoint_url
@@ -82,11 +86,18 @@ class S3Storage:
         self.buffers = PartBuffers(max_bytes=pooled_bytes)
         self._stack = AsyncExitStack()
         self._client: S3Client | None = None
+        self._public_url = public_url  # where share links point (storage.links); None: the endpoint
+        self.link_ttl_s = link_ttl_s
+        self._signer: S3Client | None = None
 
     async def __aenter__(self) -> S3Storage:
         session = aioboto3.Session(region_name=self._region)
         client_cm = session.client("s3", endpoint_url=self._endpoint_url, config=S3_CONFIG)
         self._client = await self._stack.enter_async_context(client_cm)
+        signer_cm = session.client(
+            "s3", endpoint_url=self._public_url or self._endpoint_url, config=S3_CONFIG.merge(SIGNING_CONFIG)
+        )
+        self._signer = await self._stack.enter_async_context(signer_cm)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -164,6 +175,18 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise TransferError(storage_reason(exc)) from exc
         return True
+
+    async def copy(
+        self, source: StoredObject, key: str, info: ObjectInfo, *, may_replace: ReplaceCheck
+    ) -> SaveResult | None:
+        """Copy ``source`` to ``key`` server-side, written with ``info`` (``storage.copies``)."""
+        return await copy_object(self, source, key, info, may_replace)
+
+    async def share_link(self, key: str) -> ShareLink:
+        """A presigned GET link for ``key``, valid for ``link_ttl_s`` (``storage.links``)."""
+        if self._signer is None:
+            raise RuntimeError("S3Storage is used outside its `async with`")
+        return await presign_download(self._signer, self.bucket, key, self.link_ttl_s)
 
     async def save(
         self,
