@@ -70,6 +70,7 @@ async def _open_redis(stack: AsyncExitStack, settings: Settings, url: str) -> Ba
         max_connections=settings.concurrent_workers + 8,
     )
     await stack.enter_async_context(queue)
+    state.held = queue.turns  # a held update's handled lookup and mark ride on the queue's round trips
     return Backends(state=state, queue=queue, key_locks=RedisKeyLocks(state.client), leases=leases)
 
 

@@ -2,9 +2,11 @@
 shapes of the stream replies it reads.
 
 Every script takes the key prefix as ARGV[1] and builds the key names from it (``lane:{chat}``,
-``ready``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update_id}``, ``poller-lease``), so the
-queue is for a single Redis server (with replicas or Sentinel), not Redis Cluster. The consumer
-group on ``ready`` is always ``workers``.
+``ready``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update}``, and the poller lease
+whose key ``enqueue`` is given), so the queue is for a single Redis server (with replicas or
+Sentinel), not Redis Cluster. The consumer group on ``ready`` is always ``workers``. A ``{chat}``
+or ``{update}`` is ``redis_client.scoped``: Telegram's ids bare, another platform's as ``vk:5``,
+so the chats and updates of two platforms never share a key, a greeting or a dialog.
 
 The invariant they keep together: a chat is in ``active`` exactly while ``lane:{chat}`` is not
 empty, and then ``ready`` holds exactly one entry (its turn) for it, new or pending with one
@@ -13,6 +15,17 @@ stays the head while the turn lives (only the turn's owner pops it, and then add
 a worker reads its event from the turn, never from the lane; the lane stays the source of truth
 (``done`` checks its head). ``queued`` = Σ over lanes of length, ``admitted`` = Σ over lanes of
 min(length, share).
+
+A turn's ``fresh`` field is ``1`` when its head has never been handed out: the turn was made by
+``enqueue`` (the chat was idle, so its head is an update queued just now) or by ``done`` after it
+popped the previous head (a lane is FIFO: an event becomes the head once). A turn made again for
+the same head (``release``, or ``done`` finding another head) is ``0``. ``queues.redis`` builds on
+this to skip the handled-id lookup for a first delivery.
+
+``done`` also writes the handled mark it is given, and takes the next turn for the worker that
+has just finished (XREADGROUP in a script never blocks), so a steady worker makes one round trip
+per event. ``enqueue`` and ``done`` answer with the counts, and ``done`` leaves a token in ``room``
+(the room, as a number) only when the poller's condition holds, so a waiting poller wakes once.
 """
 
 from __future__ import annotations
@@ -20,23 +33,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tgs3bot.queues.redis_turns import Turn
+from tgs3bot.redis_client import text
+from tgs3bot.state.redis import ChatState
+
 GROUP = "workers"
 
-# add_turn: a new turn for ``chat`` at the end of ``ready``, carrying the lane's head as ``body``.
+# add_turn: a new turn for ``chat`` at the end of ``ready``, carrying the lane's head as ``body``
+# (``fresh``: '1' if that head has never been handed out, else '0').
 # pass_turn: the turn ``id`` of ``chat`` is over. Acknowledge and delete it; if the lane still has
 # events, the chat gets a new turn, else it stops being active (Redis has already deleted the
 # empty list).
 _TURN_FUNCTIONS = """
-local function add_turn(p, chat, head)
-  redis.call('XADD', p .. 'ready', '*', 'chat', chat, 'body', head)
+local function add_turn(p, chat, head, fresh)
+  redis.call('XADD', p .. 'ready', '*', 'chat', chat, 'body', head, 'fresh', fresh)
 end
-local function pass_turn(p, chat, id)
+local function pass_turn(p, chat, id, fresh)
   local ready = p .. 'ready'
   redis.call('XACK', ready, 'workers', id)
   redis.call('XDEL', ready, id)
   local head = redis.call('LINDEX', p .. 'lane:' .. chat, 0)
   if head then
-    add_turn(p, chat, head)
+    add_turn(p, chat, head, fresh)
   else
     redis.call('SREM', p .. 'active', chat)
   end
@@ -44,13 +62,18 @@ end
 local function owns(p, id, consumer)
   return #redis.call('XPENDING', p .. 'ready', 'workers', id, id, 1, consumer) > 0
 end
+local function counts(p)
+  return {tonumber(redis.call('GET', p .. 'admitted') or 0), tonumber(redis.call('GET', p .. 'queued') or 0)}
+end
 """
 
 # put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', the lease's key (its platform's),
-# then (update_id, chat, body)...
-# Refuses everything (an error reply starting FENCED) unless the poller lease holds that token.
-# An update seen before (a redelivery) is skipped; the others join their chat's lane in order, and
-# a chat that was idle gets its turn (carrying its lane's head). Returns how many events were added.
+# then (update, chat, body, handled key)... (update and chat ``redis_client.scoped``). Refuses
+# everything (an error reply starting FENCED) unless the poller lease holds that token. An update
+# seen before (a redelivery) or already handled is skipped; the others join their chat's lane in
+# order, and a chat that was idle gets its turn (carrying its lane's head).
+# Tokens left in ``room`` are dropped: the counts returned supersede them.
+# Returns {events added, admitted, queued}.
 ENQUEUE_LUA = (
     _TURN_FUNCTIONS
     + """
@@ -59,48 +82,81 @@ if token ~= '' and redis.call('GET', p .. ARGV[5]) ~= token then
   return redis.error_reply('FENCED the poller lease is not held by this poller')
 end
 local added = 0
-for i = 6, #ARGV, 3 do
-  local update_id, chat, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl) then
+for i = 6, #ARGV, 4 do
+  local update_id, chat, body, handled = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl)
+    and redis.call('EXISTS', handled) == 0 then
     local lane = p .. 'lane:' .. chat
     if redis.call('RPUSH', lane, body) <= share then
       redis.call('INCR', p .. 'admitted')
     end
     redis.call('INCR', p .. 'queued')
     if redis.call('SADD', p .. 'active', chat) == 1 then
-      add_turn(p, chat, redis.call('LINDEX', lane, 0))
+      add_turn(p, chat, redis.call('LINDEX', lane, 0), '1')
     end
     added = added + 1
   end
 end
-return added
+redis.call('DEL', p .. 'room')
+local now = counts(p)
+return {added, now[1], now[2]}
 """
 )
 
-# task_done. ARGV: prefix, chat, turn id, consumer, the event's body, share.
-# Returns -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
-# the event, so nothing changes); 0 if the lane's head is not this event (the turn passes on, the
-# lane is left alone); 1 once the head is popped and the turn passed on. A pop leaves a token in
-# ``room`` for the poller blocked in ``wait_for_room``.
+# task_done. ARGV: prefix, chat, turn id, consumer, the event's body, handled key or '', '1' to
+# take the next turn for this consumer ('0' while draining); then the queue's settings: share,
+# handled TTL (s), the poller's room condition (queue size, batch floor, backlog limit), and the
+# keys of the greeted chats and of the dialogs (``state.redis``; a turn's ``chat`` is the chat's
+# member and field there).
+# Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
+# the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
+# turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After
+# a pop, a token (the room) goes into ``room`` if the poller's condition holds.
+# Returns {outcome}, or {outcome, next turn id, its chat, body, fresh, greeted (0/1), dialog or nil}
+# (flat: fewer elements to parse).
 DONE_LUA = (
     _TURN_FUNCTIONS
     + """
-local p, chat, id, consumer, body, share = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-if not owns(p, id, consumer) then return -1 end
-local lane = p .. 'lane:' .. chat
-if redis.call('LINDEX', lane, 0) ~= body then
-  pass_turn(p, chat, id)
-  return 0
+local p, chat, id, consumer, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local handled, take, share, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local size, floor, backlog_limit = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local greeted, dialogs = ARGV[13], ARGV[14]
+if handled ~= '' then
+  redis.call('SET', handled, '1', 'EX', ttl)
 end
-if redis.call('LLEN', lane) <= share then
-  redis.call('DECR', p .. 'admitted')
+local function finish()
+  if not owns(p, id, consumer) then return -1 end
+  local lane = p .. 'lane:' .. chat
+  if redis.call('LINDEX', lane, 0) ~= body then
+    pass_turn(p, chat, id, '0')
+    return 0
+  end
+  if redis.call('LLEN', lane) <= share then
+    redis.call('DECR', p .. 'admitted')
+  end
+  redis.call('DECR', p .. 'queued')
+  redis.call('LPOP', lane)
+  pass_turn(p, chat, id, '1')
+  local now = counts(p)
+  if size - now[1] >= floor and now[2] - now[1] < backlog_limit then
+    redis.call('LPUSH', p .. 'room', size - now[1])
+    redis.call('LTRIM', p .. 'room', 0, 0)
+  end
+  return 1
 end
-redis.call('DECR', p .. 'queued')
-redis.call('LPOP', lane)
-redis.call('LPUSH', p .. 'room', '1')
-redis.call('LTRIM', p .. 'room', 0, 0)
-pass_turn(p, chat, id)
-return 1
+local out = {finish()}
+if take == '1' then
+  local ready = p .. 'ready'
+  local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', ready, '>')
+  if reply then
+    local entry, turn = reply[1][2][1], {}
+    for i = 1, #entry[2], 2 do turn[entry[2][i]] = entry[2][i + 1] end
+    out[2], out[3], out[4], out[5] = entry[1], turn.chat, turn.body or '', turn.fresh or '0'
+    out[6] = redis.call('SISMEMBER', greeted, turn.chat)
+    out[7] = redis.call('HGET', dialogs, turn.chat)
+  end
+end
+return out
 """
 )
 
@@ -110,7 +166,7 @@ RELEASE_LUA = (
     + """
 local p, chat, id, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if not owns(p, id, consumer) then return 0 end
-pass_turn(p, chat, id)
+pass_turn(p, chat, id, '0')
 return 1
 """
 )
@@ -160,26 +216,37 @@ SCRIPTS = {
 }
 
 
-def chat_of(fields: Mapping[Any, Any]) -> str:
-    """The chat of a turn's stream entry, ``redis_client.scoped`` (decoded or not by the client)."""
-    chat = fields.get("chat") or fields[b"chat"]
-    return chat.decode() if isinstance(chat, bytes) else str(chat)
+def _field(fields: Mapping[Any, Any], name: str) -> str | None:
+    value = fields.get(name, fields.get(name.encode()))
+    return value.decode() if isinstance(value, bytes) else value
 
 
-def body_of(fields: Mapping[Any, Any]) -> str:
-    """The event a turn's stream entry carries ("" for an entry written without one)."""
-    body = fields.get("body") or fields.get(b"body")
-    return "" if body is None else (body.decode() if isinstance(body, bytes) else body)
+def turn_of(entry_id: bytes | str, entry: Mapping[Any, Any], *, fresh: bool) -> Turn:
+    """The turn of a stream entry (its fields as redis-py gives them). ``fresh``: read as a new
+    entry (``>``), so its own ``fresh`` field counts; False for a claimed entry (handed out before)."""
+    chat = _field(entry, "chat")
+    if chat is None:
+        raise ValueError(f"stream entry {entry_id!r} has no chat")
+    first = fresh and _field(entry, "fresh") == "1"
+    return Turn(text(entry_id), chat, _field(entry, "body") or "", first)
 
 
-def first_entry(reply: Any) -> tuple[str, str, str] | None:
-    """(turn id, chat, body) of the first entry in an XREADGROUP reply, if any (RESP2 or RESP3)."""
+def taken_turn(reply: list[Any]) -> Turn | None:
+    """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
+    if len(reply) < 7:
+        return None
+    _outcome, entry_id, chat, body, fresh, greeted, dialog = reply
+    state = ChatState(bool(greeted), None if dialog is None else text(dialog))
+    return Turn(text(entry_id), text(chat), text(body), text(fresh) == "1", chat_state=state)
+
+
+def first_turn(reply: Any) -> Turn | None:
+    """The turn of the first entry in an XREADGROUP ``>`` reply, if any (RESP2 or RESP3)."""
     if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
         batches = [entries for groups in reply.values() for entries in groups]
     else:  # RESP2: [[stream, [(id, fields), ...]]]
         batches = [entries for _stream, entries in reply or ()]
     for entries in batches:
         for entry_id, fields in entries:
-            entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            return entry, chat_of(fields), body_of(fields)
+            return turn_of(entry_id, fields, fresh=True)
     return None

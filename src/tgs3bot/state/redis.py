@@ -10,7 +10,7 @@ before VK), another platform's as ``vk:123`` (SPEC §6).
   Redis only about the others: a remembered True cannot go stale; False is never remembered.
 - ``dialogs``: HASH chat → the open dialog as JSON.
 - ``cursor:{platform}``: where the platform's poller stopped reading (VK's long-poll ``ts``).
-- ``handled:{update_id}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
+- ``handled:{update}``: a flag per handled update, expiring after ``HANDLED_RETENTION_S``
   (Redis forgets it; nothing has to prune).
 - ``file:{id}``: HASH of one index entry (key, owner_id (scoped), chat_id, size, saved_at).
 - ``file-ids``: HASH object key → id (one entry per key); ``file-seq``: the last id given (INCR,
@@ -19,9 +19,13 @@ before VK), another platform's as ``vk:123`` (SPEC §6).
   owner's. Score = saved_at; member = the id zero-padded to 20 digits, so equal scores list by
   id descending under ZREVRANGE, as the SQLite indexes (saved_at DESC, id DESC) do, and a
   ``(saved_at, id)`` cursor is a (score, member) position.
-
 - ``files-by-unique-id:{note}`` and a field of ``file:{id}``: which of its platform's files each
   entry's object holds, the note named as ``scoped`` names ids (``state.redis_unique_ids``).
+
+With the Redis queue, the queue's scripts read and write some of these keys too (``held``): the
+handled mark of an event held here is written by its ``done``, and the greeting and dialog of a
+chat whose turn ``done`` took come with the turn (``ChatState``), so a steady worker's text
+update makes no round trip for them. The key helpers below name them for both.
 
 Each write of the index is one Lua script, so every structure changes together or not at all,
 and a listing (page and total) is one script too. The scripts build key names from the prefix,
@@ -30,7 +34,8 @@ so this is for a single Redis server (with replicas or Sentinel), not Redis Clus
 
 from __future__ import annotations
 
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
 
 import orjson
 import redis.asyncio as aioredis
@@ -40,106 +45,61 @@ from tgs3bot.events import ChatKey, UserKey
 from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.redis_client import open_client, scoped, text
 from tgs3bot.state.paging import page_cursor
+from tgs3bot.state.redis_scripts import FORGET_LUA, LIST_LUA, RECORD_LUA, RENAME_LUA
 from tgs3bot.state.redis_unique_ids import UniqueIdNotes, saved_file
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
 
-# forget(p, id): drop entry ``id`` from every structure; shared by the scripts below.
-_FORGET = """
-local function forget(p, id)
-  local f = p .. 'file:' .. id
-  local fields = redis.call('HMGET', f, 'key', 'owner_id', 'file_unique_id')
-  if not fields[1] then return 0 end
-  local member = string.rep('0', 20 - #id) .. id
-  redis.call('DEL', f)
-  if fields[3] then redis.call('SREM', p .. 'files-by-unique-id:' .. fields[3], id) end
-  redis.call('HDEL', p .. 'file-ids', fields[1])
-  redis.call('ZREM', p .. 'files', member)
-  redis.call('ZREM', p .. 'files-of:' .. fields[2], member)
-  return 1
-end
-"""
-# ARGV: prefix, key, owner_id, chat_id, size, saved_at → the entry's id (kept if the key had one).
-RECORD_LUA = """
-local p, key, owner, saved_at = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
-local id = redis.call('HGET', p .. 'file-ids', key)
-if id then
-  local old_owner = redis.call('HGET', p .. 'file:' .. id, 'owner_id')
-  if old_owner and old_owner ~= owner then
-    redis.call('ZREM', p .. 'files-of:' .. old_owner, string.rep('0', 20 - #id) .. id)
-    local note = redis.call('HGET', p .. 'file:' .. id, 'file_unique_id')
-    if note and old_owner:match('^(.+):') ~= owner:match('^(.+):') then  -- a note is its platform's
-      redis.call('HDEL', p .. 'file:' .. id, 'file_unique_id')
-      redis.call('SREM', p .. 'files-by-unique-id:' .. note, id)
-    end
-  end
-else
-  id = tostring(redis.call('INCR', p .. 'file-seq'))
-  redis.call('HSET', p .. 'file-ids', key, id)
-end
-local member = string.rep('0', 20 - #id) .. id
-redis.call('HSET', p .. 'file:' .. id, 'key', key, 'owner_id', owner, 'chat_id', ARGV[4],
-  'size', ARGV[5], 'saved_at', saved_at)
-redis.call('ZADD', p .. 'files', saved_at, member)
-redis.call('ZADD', p .. 'files-of:' .. owner, saved_at, member)
-return id
-"""
-# ARGV: prefix, id, new key. Unknown ids change nothing; another entry of the new key is dropped.
-RENAME_LUA = (
-    _FORGET
-    + """
-local p, id, new_key = ARGV[1], ARGV[2], ARGV[3]
-local f = p .. 'file:' .. id
-local old_key = redis.call('HGET', f, 'key')
-if not old_key or old_key == new_key then return 0 end
-local other = redis.call('HGET', p .. 'file-ids', new_key)
-if other then forget(p, other) end
-redis.call('HDEL', p .. 'file-ids', old_key)
-redis.call('HSET', p .. 'file-ids', new_key, id)
-redis.call('HSET', f, 'key', new_key)
-return 1
-"""
-)
-FORGET_LUA = _FORGET + "\nreturn forget(ARGV[1], ARGV[2])\n"
-# ARGV: prefix, owner id or '', direction ('' | 'before' | 'after'), cursor score, cursor member,
-# limit → {total, more (0/1), {id, key, owner, chat, size, saved_at}...}, in the order paged
-# (newest first, or for 'after' oldest first). A cursor is (score, member): the members of the
-# cursor's own score come first, filtered on the member (ties are rare: a tie group is read
-# whole), then a score range from the cursor on, LIMITed: O(log n + page) per page.
-LIST_LUA = """
-local p, owner, dir, score, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local limit = tonumber(ARGV[6])
-local index = owner == '' and (p .. 'files') or (p .. 'files-of:' .. owner)
-local want = limit + 1
-local members = {}
-local function take(list, keep)
-  for _, m in ipairs(list) do
-    if #members < want and (keep == nil or keep(m)) then members[#members + 1] = m end
-  end
-end
-if dir == '' then
-  take(redis.call('ZREVRANGE', index, 0, want - 1))
-elseif dir == 'before' then
-  take(redis.call('ZREVRANGEBYSCORE', index, score, score), function(m) return m < cursor end)
-  if #members < want then
-    take(redis.call('ZREVRANGEBYSCORE', index, '(' .. score, '-inf', 'LIMIT', 0, want - #members))
-  end
-else
-  take(redis.call('ZRANGEBYSCORE', index, score, score), function(m) return m > cursor end)
-  if #members < want then
-    take(redis.call('ZRANGEBYSCORE', index, '(' .. score, '+inf', 'LIMIT', 0, want - #members))
-  end
-end
-local out = {redis.call('ZCARD', index), #members > limit and 1 or 0}
-for i = 1, math.min(#members, limit) do
-  local id = members[i]:match('^0*(%d+)$')
-  local row = redis.call('HMGET', p .. 'file:' .. id, 'key', 'owner_id', 'chat_id', 'size', 'saved_at')
-  table.insert(row, 1, id)
-  out[#out + 1] = row
-end
-return out
-"""
+
+def handled_key(prefix: str, platform: str, update_id: int) -> str:
+    """The key of an update's handled mark (the queue's scripts write and read it too)."""
+    return f"{prefix}handled:{scoped(platform, update_id)}"
+
+
+def greeted_key(prefix: str) -> str:
+    """The set of greeted chats (members: ``chat_member``)."""
+    return prefix + "greeted"
+
+
+def dialogs_key(prefix: str) -> str:
+    """The hash of open dialogs (fields: ``chat_member``)."""
+    return prefix + "dialogs"
+
+
+def chat_member(platform: str, chat_id: int) -> str:
+    """A chat in ``greeted`` and ``dialogs``: the same string as the ``chat`` of the queue's turns
+    (``redis_client.scoped``), which its ``done`` script uses to read them (``queues.redis_scripts``)."""
+    return scoped(platform, chat_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    """A chat's greeting and dialog, read when this process took the chat's turn; they hold until
+    the turn is done, as only the holder of a chat's turn changes them (``queues.redis_turns``)."""
+
+    greeted: bool
+    dialog: str | None  # the open dialog's JSON
+
+
+class HeldUpdates(Protocol):
+    """What the Redis queue knows of the updates this process holds (``queues.redis_turns.Turns``)."""
+
+    def chat_state(self, platform: str, chat_id: int) -> ChatState | None:
+        """The chat's state as read with its held turn, if it was."""
+        ...
+
+    def note_dialog(self, platform: str, chat_id: int, dialog: str | None) -> None:
+        """The held chat's dialog was changed to this (so a later read in the same turn sees it)."""
+        ...
+
+    def first_delivery(self, platform: str, update_id: int) -> bool:
+        """The update is held from a turn whose head was never handed out: nobody handled it."""
+        ...
+
+    def carry_mark(self, platform: str, update_id: int) -> bool:
+        """The queue takes the update's handled mark, to write it with the event's ``done``."""
+        ...
 
 
 class RedisState(UniqueIdNotes):
@@ -151,6 +111,8 @@ class RedisState(UniqueIdNotes):
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._greeted: set[ChatKey] = set()  # chats known to be greeted (never un-greeted)
+        # The queue's turns (``backends`` sets it): handled-id lookups and marks it saves a round trip.
+        self.held: HeldUpdates | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -182,17 +144,23 @@ class RedisState(UniqueIdNotes):
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def is_greeted(self, platform: str, chat_id: int) -> bool:
-        """Whether the chat has been greeted already (a chat seen greeted here needs no round trip)."""
+        """Whether the chat has been greeted already (no round trip for a chat seen greeted here,
+        or one whose state came with its held turn)."""
         if (platform, chat_id) in self._greeted:
             return True
-        greeted = bool(await self.client.sismember(self.prefix + "greeted", scoped(platform, chat_id)))
+        known = self.held.chat_state(platform, chat_id) if self.held is not None else None
+        if known is not None:
+            greeted = known.greeted
+        else:
+            member = chat_member(platform, chat_id)
+            greeted = bool(await self.client.sismember(greeted_key(self.prefix), member))
         if greeted:
             self._remember_greeted((platform, chat_id))
         return greeted
 
     async def mark_greeted(self, platform: str, chat_id: int) -> None:
         """Remember that the chat has been greeted."""
-        await self.client.sadd(self.prefix + "greeted", scoped(platform, chat_id))
+        await self.client.sadd(greeted_key(self.prefix), chat_member(platform, chat_id))
         self._remember_greeted((platform, chat_id))
 
     def _remember_greeted(self, chat: ChatKey) -> None:
@@ -201,17 +169,26 @@ class RedisState(UniqueIdNotes):
         self._greeted.add(chat)
 
     async def is_handled(self, platform: str, update_id: int) -> bool:
-        """Whether the update was handled in the last ``HANDLED_RETENTION_S``."""
-        return bool(await self.client.exists(f"{self.prefix}handled:{scoped(platform, update_id)}"))
+        """Whether the update was handled in the last ``HANDLED_RETENTION_S`` (no round trip for a
+        first delivery: see ``queues.redis``)."""
+        if self.held is not None and self.held.first_delivery(platform, update_id):
+            return False
+        return bool(await self.client.exists(handled_key(self.prefix, platform, update_id)))
 
     async def mark_handled(self, platform: str, update_id: int) -> None:
-        """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``)."""
-        key = f"{self.prefix}handled:{scoped(platform, update_id)}"
-        await self.client.set(key, "1", ex=HANDLED_RETENTION_S)
+        """Remember that the update was handled (the flag expires after ``HANDLED_RETENTION_S``);
+        for an update the queue holds here, its ``done`` writes the flag in the same round trip."""
+        if self.held is not None and self.held.carry_mark(platform, update_id):
+            return
+        await self.client.set(handled_key(self.prefix, platform, update_id), "1", ex=HANDLED_RETENTION_S)
 
     async def get_dialog(self, platform: str, chat_id: int) -> Dialog | None:
-        """The chat's open dialog, if any."""
-        raw = await self.client.hget(self.prefix + "dialogs", scoped(platform, chat_id))
+        """The chat's open dialog, if any (no round trip if it came with the chat's held turn)."""
+        known = self.held.chat_state(platform, chat_id) if self.held is not None else None
+        if known is not None:
+            raw: str | bytes | None = known.dialog
+        else:
+            raw = await self.client.hget(dialogs_key(self.prefix), chat_member(platform, chat_id))
         if raw is None:
             return None
         fields = orjson.loads(raw)
@@ -219,10 +196,13 @@ class RedisState(UniqueIdNotes):
 
     async def set_dialog(self, platform: str, chat_id: int, dialog: Dialog | None) -> None:
         """Open (or replace) the chat's dialog; None closes it."""
-        if dialog is None:
-            await self.client.hdel(self.prefix + "dialogs", scoped(platform, chat_id))
+        raw = None if dialog is None else orjson.dumps(dialog).decode()
+        if raw is None:
+            await self.client.hdel(dialogs_key(self.prefix), chat_member(platform, chat_id))
         else:
-            await self.client.hset(self.prefix + "dialogs", scoped(platform, chat_id), orjson.dumps(dialog))
+            await self.client.hset(dialogs_key(self.prefix), chat_member(platform, chat_id), raw)
+        if self.held is not None:
+            self.held.note_dialog(platform, chat_id, raw)
 
     async def record_file(
         self, key: str, *, platform: str, owner_id: int, chat_id: int, size: int, saved_at: float

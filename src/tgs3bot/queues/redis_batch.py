@@ -1,0 +1,93 @@
+"""Calls of one Lua script sent together, as a pipeline: how ``queues.redis`` sends ``done``.
+
+A Redis command costs the bot a write and a read on its socket, ~0.1 ms of CPU on the benchmark's
+machine, half of it the write (``bench/README.md``). Workers often finish together (their Bot API
+answers come back in one turn of the event loop), and more finish while a batch is on the wire:
+their ``done`` calls go out as one pipeline, one write and one read for all, as a database's group
+commit does. One batch is in flight at a time, so a call waits at most for the one before it; the
+pipeline is not a transaction, and each call is its own script run, atomic as before.
+
+A reply is handed to ``on_reply`` even if its caller was cancelled meanwhile (a turn the script
+took for this process must not be lost with the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+Call = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+class ScriptBatch:
+    """``await batch(*argv)`` runs the script with that ARGV, in the next pipeline to go out."""
+
+    def __init__(self, client: aioredis.Redis, source: str, on_reply: Callable[[Any], None]) -> None:
+        self._client = client
+        self._source = source
+        self._sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+        self._on_reply = on_reply
+        self._pending: list[Call] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def __call__(self, *argv: Any) -> Any:
+        """The script's reply (its error reply raised as ``ResponseError``)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((argv, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="queue-script-batch")
+        return await future
+
+    async def wait_sent(self) -> None:
+        """Return once every call made so far has its reply (before the client closes)."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._send(batch)
+        finally:
+            self._flusher = None
+
+    async def _send(self, batch: list[Call]) -> None:
+        try:
+            replies = await self._pipeline([argv for argv, _ in batch])
+        except Exception as exc:  # noqa: BLE001 (a failed connection: handed to every caller of the batch)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if not isinstance(reply, Exception):
+                self._on_reply(reply)
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _pipeline(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies, in order; a server that lost its scripts (restart, SCRIPT FLUSH) is given
+        the script again and the calls it refused are sent again."""
+        replies = await self._run(calls)
+        refused = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if refused:
+            await self._client.script_load(self._source)
+            for n, reply in zip(refused, await self._run([calls[n] for n in refused]), strict=True):
+                replies[n] = reply
+        return replies
+
+    async def _run(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for argv in calls:
+            pipe.execute_command("EVALSHA", self._sha, 0, *argv)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
