@@ -73,7 +73,13 @@ async def podman(*args: str, check: bool = True) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         PODMAN, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:  # e.g. a ``podman wait`` given up on: never leave it running
+        if proc.returncode is None:
+            proc.kill()
+        await proc.communicate()  # reaps it and reads its pipes to the end, so both close
+        raise
     code = proc.returncode if proc.returncode is not None else -1
     if check and code != 0:
         pytest.fail(f"podman {' '.join(args[:2])} exited {code}: {err.decode(errors='replace')}")
