@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tgs3bot.errors import TransferError
 from tgs3bot.storage.base import ObjectInfo, ReplaceCheck, SaveResult, StoredObject
-from tgs3bot.storage.s3errors import NOT_FOUND, error_code, storage_reason
+from tgs3bot.storage.s3errors import raise_unless_missing
 
 if TYPE_CHECKING:
     from tgs3bot.storage.s3 import S3Storage
@@ -39,10 +38,7 @@ async def copy_object(
             ContentDisposition=info.content_disposition,
             Metadata=dict(info.metadata),
         )
-    except ClientError as exc:
-        if error_code(exc) in NOT_FOUND:
-            return None
-        raise TransferError(storage_reason(exc)) from exc
-    except BotoCoreError as exc:
-        raise TransferError(storage_reason(exc)) from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise_unless_missing(exc)
+        return None
     return SaveResult(size=source.size, replaced=existing is not None)

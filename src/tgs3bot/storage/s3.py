@@ -42,7 +42,12 @@ from tgs3bot.storage.links import SIGNING_CONFIG, presign_download
 from tgs3bot.storage.multipart import check_size, multipart_upload
 from tgs3bot.storage.parts import PartBuffers, PartReader
 from tgs3bot.storage.probe import settle_conditional_writes
-from tgs3bot.storage.s3errors import NOT_FOUND, PRECONDITION_FAILED, error_code, storage_reason
+from tgs3bot.storage.s3errors import (
+    PRECONDITION_FAILED,
+    error_code,
+    raise_unless_missing,
+    storage_reason,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -134,12 +139,9 @@ class S3Storage:
         """The object under ``key``, or None."""
         try:
             answer = await self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) in NOT_FOUND:
-                return None
-            raise TransferError(storage_reason(exc)) from exc
-        except BotoCoreError as exc:
-            raise TransferError(storage_reason(exc)) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise_unless_missing(exc)
+            return None
         return StoredObject(
             key=key,
             size=answer["ContentLength"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from tgs3bot import metrics
+from tgs3bot.errors import TransferError
 
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})  # a conditional write refused
@@ -21,3 +22,11 @@ def storage_reason(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return f"the storage refused the file ({error_code(exc)})"
     return "the storage could not be reached"
+
+
+def raise_unless_missing(exc: Exception) -> None:
+    """Raise the ``TransferError`` a failed S3 call means, unless it only says the object is not
+    there (then return: the caller answers None)."""
+    if isinstance(exc, ClientError) and error_code(exc) in NOT_FOUND:
+        return
+    raise TransferError(storage_reason(exc)) from exc
