@@ -64,6 +64,13 @@ class Metrics:
         self.queue_backlog = Gauge(
             "tgs3bot_queue_backlog", "Updates taken and waiting beyond the queue's bounds", registry=r
         )
+        self._add_transfers(r)
+        self._add_calls(r)
+        self.polling = PollStatus()
+        self.watched: Watched | None = None  # the app's tasks and backends, for /healthz
+
+    def _add_transfers(self, r: CollectorRegistry) -> None:
+        """Documents: in flight, saved, and saved without a download."""
         self.transfers = Gauge("tgs3bot_transfers_in_flight", "Documents being transferred", registry=r)
         self.saved_bytes = Counter("tgs3bot_saved_bytes", "Bytes of documents saved", registry=r)
         self.saved_documents = Counter("tgs3bot_saved_documents", "Documents saved", registry=r)
@@ -75,6 +82,9 @@ class Metrics:
         )
         for how in SAME_FILE_HOWS:  # both series from the start, at 0
             self.same_file_saves.labels(how)
+
+    def _add_calls(self, r: CollectorRegistry) -> None:
+        """The outside calls: Bot API and S3 failures, and getUpdates round trips."""
         self.bot_api_errors = Counter(
             "tgs3bot_bot_api_errors", "Failed Bot API calls", ["method", "kind"], registry=r
         )
@@ -85,8 +95,6 @@ class Metrics:
             buckets=POLL_BUCKETS_S,
             registry=r,
         )
-        self.polling = PollStatus()
-        self.watched: Watched | None = None  # the app's tasks and backends, for /healthz
 
 
 @contextmanager
