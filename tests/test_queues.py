@@ -151,3 +151,33 @@ async def test_task_done_for_an_event_not_in_progress_is_refused() -> None:
     await queue.get()
     with pytest.raises(ValueError, match="not the one in progress"):
         await queue.task_done(make_event(2, chat_id=1))
+
+
+class FlushedJournal(MemoryJournal):
+    """A memory journal whose removals take effect only at ``flush``, as the SQLite journal's do
+    (they ride on the next batch of handled marks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[tuple[str, int]] = []
+
+    async def remove(self, platform: str, update_id: int) -> None:
+        self.pending.append((platform, update_id))
+
+    async def flush(self) -> None:
+        for key in self.pending:
+            await super().remove(*key)
+        self.pending.clear()
+
+
+async def test_a_chat_spilled_after_it_drained_gets_its_new_events_not_its_finished_ones() -> None:
+    """A chat whose lane emptied, then sent more while memory was full, is refilled with the new
+    event: its finished entries, still in the journal until the next flush, are not read back."""
+    journal = FlushedJournal()
+    queue = await queue_holding(2, make_event(1, chat_id=1), journal=journal)
+    await handle_all(queue, 1)  # chat 1 is done with update 1; its removal is not flushed yet
+    await queue.put_batch([make_event(2, chat_id=2), make_event(3, chat_id=3), make_event(4, chat_id=1)])
+    assert (queue.qsize(), queue.backlog) == (2, 1)  # memory full: chat 1's update 4 spilled
+    taken = await handle_all(queue, 3)
+    assert [e.update_id for e in taken] == [2, 3, 4]
+    assert (queue.qsize(), queue.backlog) == (0, 0)

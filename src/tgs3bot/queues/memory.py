@@ -45,7 +45,7 @@ class _Lane:
 
     events: deque[tuple[int, Event]] = field(default_factory=deque)  # (seq, event), head first
     spilled: int = 0
-    last_seq: int = 0  # the newest seq held in memory; spilled ones come after it
+    last_seq: int = 0  # spilled events come after it: the newest held, or the one before the first spilled
     busy: bool = False  # its head is being handled
 
 
@@ -106,6 +106,11 @@ class ChatQueue:
         if lane is None:
             lane = self._lanes[chat] = _Lane()
         if lane.spilled or len(lane.events) >= self.share or self._count >= self.maxsize:
+            if not lane.spilled:
+                # Refills read the chat's entries after last_seq. The chat's finished entries may
+                # still be in the journal (removals are written with the next batch of marks), and
+                # a new lane's last_seq is 0: start right before this event, never at them.
+                lane.last_seq = seq - 1
             lane.spilled += 1
             self._backlog += 1
             self._spill_order[chat] = None
