@@ -34,7 +34,7 @@ BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis")
 OPT_IN = ("redis",)
 # What-if variants (patched at start-up, src/ untouched) shown with --variants; "asyncio" is not a
 # patch but the setting TGS3BOT_EVENT_LOOP=asyncio (what uvloop, the default, gains).
-TEXT_VARIANTS = ("memstate", "asyncio")
+TEXT_VARIANTS = ("memstate", "memjournal", "asyncio")
 DOC_VARIANTS = ("asyncio",)
 
 
