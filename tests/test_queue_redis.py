@@ -129,6 +129,25 @@ async def test_wait_for_room_waits_until_an_event_is_done(redis_url: str) -> Non
         assert await queue.counts() == (1, 0)
 
 
+async def test_room_wakes_every_platforms_poller_at_once(redis_url: str, raw: aioredis.Redis) -> None:
+    """Telegram's and VK's pollers both waiting on a full queue are both woken by the done that
+    makes room, not one of them only: the other would sleep through its read (BLOCK_CAP_S) and,
+    finding the queue full again by then, miss the room altogether."""
+    async with RedisQueue(redis_url, queue_size=2) as queue:
+        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2)])
+        pollers = {asyncio.create_task(queue.wait_for_room()) for _ in ("telegram", "vk")}
+
+        async def both_blocked() -> bool:
+            return sum(c["cmd"] == "blpop" for c in await raw.client_list()) == 2
+
+        await eventually(both_blocked, DEADLINE_S)
+        await queue.task_done(await queue.get())
+        woken, _ = await asyncio.wait(pollers, timeout=DEADLINE_S, return_when=asyncio.FIRST_COMPLETED)
+        assert woken
+        await queue.put_batch([make_event(3, chat_id=3)])  # the first poller fills the room again
+        assert await asyncio.wait_for(asyncio.gather(*pollers), DEADLINE_S) == [1, 1]
+
+
 async def test_wait_for_room_waits_while_the_backlog_is_at_its_limit(redis_url: str) -> None:
     """A chat whose excess reaches the backlog limit makes the poller wait though there is room."""
     async with RedisQueue(redis_url, queue_size=10) as queue:

@@ -14,8 +14,8 @@
 - ``admitted``: Σ over lanes of min(length, share), kept under ``queue_size`` by ``wait_for_room``
   as ``ChatQueue`` bounds memory: one chat sending hundreds of files counts for ``share`` events,
   never keeping other chats out; its excess waits in its lane, durable. ``queued``: Σ of lengths.
-- ``room``: LIST where ``task_done`` leaves a token (the room) once a batch fits; a poller waiting
-  for room blocks on it.
+- ``room``: LIST where ``task_done`` leaves a token (the room) per platform once a batch fits; a
+  poller waiting for room blocks on it, so Telegram's and VK's both wake.
 - ``seen:{update}``: set once per update for 7 days, so a redelivered update is queued once.
 
 Why this shape: a stream per chat needs one XREADGROUP over every chat's stream (unbounded key

@@ -25,7 +25,8 @@ this to skip the handled-id lookup for a first delivery.
 ``done`` also writes the handled mark it is given, and takes the next turn for the worker that
 has just finished (XREADGROUP in a script never blocks), so a steady worker makes one round trip
 per event. ``enqueue`` and ``done`` answer with the counts, and ``done`` leaves a token in ``room``
-(the room, as a number) only when the poller's condition holds, so a waiting poller wakes once.
+(the room, as a number) only when the poller's condition holds, so a waiting poller wakes once
+(a token per platform: each platform's poller wakes).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from tgs3bot.redis_client import text
 from tgs3bot.state.redis import ChatState
 
 GROUP = "workers"
+# Tokens ``done`` keeps in ``room``: one per poller that may be waiting, i.e. per platform (the
+# lease lets one poller per platform poll), so Telegram's and VK's are woken by the same room.
+# One left over when only one waited is dropped by the next ``enqueue``.
+ROOM_TOKENS = 2
 
 # add_turn: a new turn for ``chat`` at the end of ``ready``, carrying the lane's head as ``body``
 # (``fresh``: '1' if that head has never been handed out, else '0').
@@ -116,6 +121,7 @@ return {added, now[1], now[2]}
 # (flat: fewer elements to parse).
 DONE_LUA = (
     _TURN_FUNCTIONS
+    + f"local ROOM_TOKENS = {ROOM_TOKENS}\n"
     + """
 local p, chat, id, consumer, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local handled, take, share, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
@@ -139,8 +145,10 @@ local function finish()
   pass_turn(p, chat, id, '1')
   local now = counts(p)
   if size - now[1] >= floor and now[2] - now[1] < backlog_limit then
-    redis.call('LPUSH', p .. 'room', size - now[1])
-    redis.call('LTRIM', p .. 'room', 0, 0)
+    for _ = 1, ROOM_TOKENS do
+      redis.call('LPUSH', p .. 'room', size - now[1])
+    end
+    redis.call('LTRIM', p .. 'room', 0, ROOM_TOKENS - 1)
   end
   return 1
 end
