@@ -181,3 +181,5 @@ async def test_a_chat_spilled_after_it_drained_gets_its_new_events_not_its_finis
     taken = await handle_all(queue, 3)
     assert [e.update_id for e in taken] == [2, 3, 4]
     assert (queue.qsize(), queue.backlog) == (0, 0)
+    await journal.flush()
+    assert await journal.entries() == []  # nothing left behind for the next start
