@@ -109,14 +109,23 @@ async def test_a_stale_press_without_a_spinner_is_answered_in_the_chat() -> None
     assert len(chat.texts) == 1 and "no longer known" in chat.texts[0]
 
 
-async def test_a_copy_holds_both_keys_locks_through_the_index_write() -> None:
-    """The copy runs while the source's and the new key's locks are held (no save or rename between)."""
+async def _known_file(unique_id: str, **metadata: str) -> tuple[Context, MemoryState, _Bucket, _Chat]:
+    """A bucket holding Telegram user 1's a.txt (5 bytes, ``unique_id`` in its metadata, with
+    ``metadata`` besides), indexed with that id noted; and the context around them."""
     state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
     bucket = _Bucket(locks)
-    bucket.objects["a.txt"] = StoredObject("a.txt", 5, {"user-id": "1", "file-unique-id": "AgAD1"})
+    bucket.objects["a.txt"] = StoredObject(
+        "a.txt", 5, {"user-id": "1", **metadata, "file-unique-id": unique_id}
+    )
     entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=5, saved_at=1.0)
-    await state.set_file_unique_id("telegram", entry.id, "AgAD1")
+    await state.set_file_unique_id("telegram", entry.id, unique_id)
     ctx = Context(cast(Platform, chat), cast(ObjectStore, bucket), state, Policy(), key_locks=locks)
+    return ctx, state, bucket, chat
+
+
+async def test_a_copy_holds_both_keys_locks_through_the_index_write() -> None:
+    """The copy runs while the source's and the new key's locks are held (no save or rename between)."""
+    ctx, state, bucket, chat = await _known_file("AgAD1")
     document = Document("file-id", "AgAD1", "b.txt", "text/plain", 5)
     await asyncio.wait_for(save_document(ctx, make_event(2, document=document)), DEADLINE_S)
     assert bucket.held_while_copying == {"a.txt", "b.txt"}
@@ -145,14 +154,7 @@ async def test_a_link_is_refused_to_the_same_number_on_another_platform() -> Non
 
 async def test_a_vk_doc_is_never_taken_for_a_telegram_file_of_the_same_id() -> None:
     """A VK doc whose id text equals a Telegram file's noted id is downloaded, not copied from it."""
-    state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
-    bucket = _Bucket(locks)
-    bucket.objects["a.txt"] = StoredObject(
-        "a.txt", 5, {"user-id": "1", "platform": "telegram", "file-unique-id": "1_2"}
-    )
-    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=5, saved_at=1.0)
-    await state.set_file_unique_id("telegram", entry.id, "1_2")
-    ctx = Context(cast(Platform, chat), cast(ObjectStore, bucket), state, Policy(), key_locks=locks)
+    ctx, _state, bucket, _chat = await _known_file("1_2", platform="telegram")
     document = Document("https://vk.example/doc", "1_2", "b.txt", "text/plain", 5)
     with capture_logs() as logs:
         earlier = await find_earlier(ctx, make_event(2, document=document, platform="vk"), document, "b.txt")
@@ -164,12 +166,7 @@ async def test_a_vk_doc_is_never_taken_for_a_telegram_file_of_the_same_id() -> N
 async def test_copies_and_already_there_count_as_same_file_saves_not_uploads() -> None:
     """tgs3bot_saved_documents/bytes count uploads only; a copy and an "already there" count in
     tgs3bot_same_file_saves_total by how."""
-    state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
-    bucket = _Bucket(locks)
-    bucket.objects["a.txt"] = StoredObject("a.txt", 5, {"user-id": "1", "file-unique-id": "AgAD1"})
-    entry = await state.record_file("a.txt", platform="telegram", owner_id=1, chat_id=1, size=5, saved_at=1.0)
-    await state.set_file_unique_id("telegram", entry.id, "AgAD1")
-    ctx = Context(cast(Platform, chat), cast(ObjectStore, bucket), state, Policy(), key_locks=locks)
+    ctx, _state, _bucket, chat = await _known_file("AgAD1")
     document = Document("file-id", "AgAD1", "b.txt", "text/plain", 5)
     m = Metrics()
     with metrics.bound(m):
