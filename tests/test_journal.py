@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.helpers import make_event
 from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.state import SqliteState
 from tgs3bot.state.sqlite_journal import SqliteJournal
+from tgs3bot.state.sqlite_schema import MARK_GREETED_SQL
 
 
 def ids(entries: list[tuple[int, Event]]) -> list[int]:
@@ -17,8 +19,7 @@ def ids(entries: list[tuple[int, Event]]) -> list[int]:
 
 async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_path: Path) -> None:
     """append returns the new entries with growing seqs; a redelivered update is not journaled twice."""
-    async with SqliteState(tmp_path / "s.sqlite3") as state:
-        journal = SqliteJournal(state)
+    async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
         first = await journal.append([make_event(900, chat_id=1), make_event(5, chat_id=2)])
         again = await journal.append([make_event(5, chat_id=2), make_event(6, chat_id=1)])
         assert ids(first) == [900, 5] and ids(again) == [6]
@@ -33,27 +34,51 @@ async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_pa
 async def test_the_journal_survives_a_process_that_never_closed_the_file(tmp_path: Path) -> None:
     """Entries written by append are on disk at once: another connection sees them without a close."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as crashed:
-        await SqliteJournal(crashed).append([make_event(1), make_event(2)])
-        async with SqliteState(path) as restarted:  # as the next process would open it
-            assert ids(await SqliteJournal(restarted).entries()) == [1, 2]
+    async with SqliteState(path) as crashed, SqliteJournal(crashed) as journal:
+        await journal.append([make_event(1), make_event(2)])
+        async with SqliteState(path) as restarted, SqliteJournal(restarted) as read:  # the next process
+            assert ids(await read.entries()) == [1, 2]
 
 
 async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_path: Path) -> None:
     """remove goes in the batch of mark_handled: both on disk after the flush, neither before it."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as state:
-        journal = SqliteJournal(state)
+    async with SqliteState(path) as state, SqliteJournal(state) as journal:
         await journal.append([make_event(1), make_event(2)])
         await state.mark_handled("telegram", 1)
         await journal.remove("telegram", 1)
-        async with SqliteState(path) as other:
-            assert ids(await SqliteJournal(other).entries()) == [1, 2]
+        async with SqliteState(path) as other, SqliteJournal(other) as read:
+            assert ids(await read.entries()) == [1, 2]
             assert not await other.is_handled("telegram", 1)
         await state.flush()
-        async with SqliteState(path) as other:
-            assert ids(await SqliteJournal(other).entries()) == [2]
+        async with SqliteState(path) as other, SqliteJournal(other) as read:
+            assert ids(await read.entries()) == [2]
             assert await other.is_handled("telegram", 1)
+
+
+async def test_a_batch_waits_for_an_open_state_transaction_not_blocking_the_loop(tmp_path: Path) -> None:
+    """The journal writes on the event loop with its own connection. While the state's connection
+    holds a write transaction, a batch waits on the state's lock; if it went to SQLite, SQLite's
+    busy wait would block the very loop that has to finish that transaction ("database is locked")."""
+    async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
+        opened, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_a_transaction() -> None:
+            async with state.transaction() as db:
+                await db.execute(MARK_GREETED_SQL, ("telegram", 5))
+                opened.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold_a_transaction())
+        await opened.wait()
+        append = asyncio.create_task(journal.append([make_event(1)]))
+        for _ in range(20):
+            await asyncio.sleep(0)  # let the append run as far as it can
+        assert not append.done()
+        release.set()
+        await holder
+        assert ids(await append) == [1]
+        assert ids(await journal.entries()) == [1] and await state.is_greeted("telegram", 5)
 
 
 def test_an_event_written_before_platforms_existed_reads_as_telegram() -> None:

@@ -146,6 +146,12 @@ class SqliteState(UniqueIdNotes):
             if self._db.in_transaction:  # reads open none; skipping the commit saves a thread hop
                 await self._db.commit()
 
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The lock, with no transaction open: another connection to the file may write meanwhile."""
+        async with self._lock:
+            yield
+
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self.transaction() as db:
             rows = list(await db.execute_fetchall(sql, params))  # one trip to aiosqlite's thread
