@@ -7,9 +7,10 @@ whatever a crash interrupts is still in the file at the next start.
 Why the journal has its own connection, used on the event loop, while the rest of the state goes
 through aiosqlite's thread: the journal is written once per poll batch, on the path of every
 update, and handing that write to a thread beside the event loop cost more than SQLite's work
-itself (bench/README.md, "The journal's cost"): through aiosqlite the journal cost 17 to 35 % of
-the text throughput, written here about 5 to 10 %. The price: the loop waits for each batch's
-commit, fsync included (~0.6 ms for 26 updates on the bench machine, ~0.4 ms of it the fsync).
+itself (bench/README.md, "The journal's cost"): through aiosqlite the journal cost 22 to 34 % of
+the CPU per text update, written here at most 9 %. The price: the loop waits for each batch's
+commit, fsync included (~0.6 ms for 26 updates on the bench machine, ~0.4 ms of it the fsync),
+so a slow disk slows the whole process (the text benchmark's time: +2 to +26 %).
 The write holds the state's lock, so the state's own connection has no transaction open and SQLite
 never makes the loop wait for a lock this process holds (the transaction holding it could only
 finish once the loop ran again). Checkpoints of the WAL stay on the state's connection, off the loop.
