@@ -56,6 +56,17 @@ async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_pa
             assert await other.is_handled("telegram", 1)
 
 
+async def test_the_journals_own_connection_syncs_every_commit(tmp_path: Path) -> None:
+    """``synchronous`` is per connection: the journal's must be FULL (2), as the state's is, or a
+    power cut could lose a batch that the next poll already confirmed; and it leaves checkpoints
+    (an fsync of the whole file) to the state's connection, off the event loop."""
+    async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
+        db = journal._connection()
+        assert db.execute("PRAGMA synchronous").fetchone() == (2,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+
+
 async def test_a_batch_waits_for_an_open_state_transaction_not_blocking_the_loop(tmp_path: Path) -> None:
     """The journal writes on the event loop with its own connection. While the state's connection
     holds a write transaction, a batch waits on the state's lock; if it went to SQLite, SQLite's
