@@ -66,14 +66,8 @@ class SqliteJournal:
     def _write(self, sql: str, params: list[Any]) -> list[Any]:
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = db.execute(sql, params).fetchall()
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # a failed COMMIT may have ended it already
-                db.execute("ROLLBACK")
-            raise
-        return rows
+        with db:  # commits; rolls back on an error, a failed commit included
+            return db.execute(sql, params).fetchall()
 
     async def entries(
         self, chat: ChatKey | None = None, *, after_seq: int = 0, limit: int = -1
