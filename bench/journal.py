@@ -16,6 +16,7 @@ from bench.text import Results, run_once
 
 BOT, BASELINE = "tgs3bot", "tgs3bot+memjournal"
 LIMIT = 0.10  # the issue's bound on the journal's cost
+CHATS, PER_CHAT, TIMEOUT_S = 400, 10, 300.0  # the text benchmark's workload
 
 
 async def run(
@@ -24,11 +25,11 @@ async def run(
     """``rounds`` rounds of tgs3bot, the memory-journal variant and ``extra``, in rotating order."""
     contestants = {BOT: tgs3bot(), BASELINE: tgs3bot("memjournal")} | (extra or {})
     names = list(contestants)
-    results = Results(4000)
+    results = Results(CHATS * PER_CHAT)
     for n in range(rounds):
         order = names[n % len(names) :] + names[: n % len(names)]
         for name in order:
-            result = await run_once(contestants[name], s3, workdir, 400, 10, 300.0)
+            result = await run_once(contestants[name], s3, workdir, CHATS, PER_CHAT, TIMEOUT_S)
             results.add(name, result)
             print(
                 f"  round {n + 1:<2} {name:<28} {result.seconds:6.2f} s  cpu {result.cpu_s:5.2f} s",
