@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
-from tests.helpers import make_event
+import pytest
+
+from tests.helpers import eventually, make_event
 from tgs3bot.events import Event, from_json, to_json
 from tgs3bot.state import SqliteState
 from tgs3bot.state.sqlite_journal import SqliteJournal
@@ -56,15 +60,89 @@ async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_pa
             assert await other.is_handled("telegram", 1)
 
 
-async def test_the_journals_own_connection_syncs_every_commit(tmp_path: Path) -> None:
-    """``synchronous`` is per connection: the journal's must be FULL (2), as the state's is, or a
-    power cut could lose a batch that the next poll already confirmed; and it leaves checkpoints
-    (an fsync of the whole file) to the state's connection, off the event loop."""
-    async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
-        db = journal._connection()
+async def test_the_loop_connection_syncs_every_commit_and_never_checkpoints(tmp_path: Path) -> None:
+    """``synchronous`` is per connection: the one the journal and the marks are written on must be
+    FULL (2), as the state's is, or a power cut could lose a batch that the next poll already
+    confirmed. It leaves checkpoints (an fsync of the whole file) to a thread, and waits for no
+    lock (SQLite's busy wait would block the event loop)."""
+    async with SqliteState(tmp_path / "s.sqlite3") as state:
+        db = state.writer.connection
         assert db.execute("PRAGMA synchronous").fetchone() == (2,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        assert db.execute("PRAGMA busy_timeout").fetchone() == (0,)
+
+
+async def test_a_batch_and_the_marks_pending_are_one_transaction(tmp_path: Path) -> None:
+    """The marks and removals gathered since the last batch are committed with the next batch."""
+    path = tmp_path / "s.sqlite3"
+    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+        await journal.append([make_event(1)])
+        await state.mark_handled("telegram", 1)
+        await journal.remove("telegram", 1)
+        await journal.append([make_event(2)])
+        assert not state.batch
+        async with SqliteState(path) as other, SqliteJournal(other) as read:
+            assert ids(await read.entries()) == [2]
+            assert await other.is_handled("telegram", 1)
+
+
+async def test_the_loop_connections_commits_reach_the_file_by_checkpoints(tmp_path: Path) -> None:
+    """The loop's connection never checkpoints; the state's flusher does, on a thread, so the WAL
+    does not grow without end. A connection that ignores the WAL (immutable) sees only the file."""
+    path = tmp_path / "s.sqlite3"
+
+    def rows_in_the_file() -> int:
+        try:
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as db:
+                return int(db.execute("SELECT count(*) FROM journal").fetchone()[0])
+        except sqlite3.DatabaseError:  # read while a checkpoint writes the file: look again
+            return -1
+
+    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+        for first in range(1, 100, 10):
+            await journal.append([make_event(update_id) for update_id in range(first, first + 10)])
+        assert rows_in_the_file() < 100  # not checkpointed by the writes themselves
+
+        async def checkpointed() -> bool:
+            return rows_in_the_file() == 100
+
+        await eventually(checkpointed)
+
+
+async def test_a_batch_cancelled_during_its_commit_is_on_disk_whole(tmp_path: Path) -> None:
+    """The COMMIT runs on a thread and cannot be stopped halfway: a poller cancelled meanwhile
+    (SIGTERM) leaves the batch and the marks that went with it on disk, none of them pending twice,
+    and the state's lock free for the next batch."""
+    path = tmp_path / "s.sqlite3"
+    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+        await state.mark_handled("telegram", 7)
+        append = asyncio.create_task(journal.append([make_event(1)]))
+        await asyncio.sleep(0)  # the append runs up to its COMMIT, handed to the thread
+        append.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await append
+        assert not state.batch  # committed with the batch, not put back for another commit
+        async with SqliteState(path) as other, SqliteJournal(other) as read:
+            assert ids(await read.entries()) == [1]
+            assert await other.is_handled("telegram", 7)
+        assert ids(await journal.append([make_event(2)])) == [2]
+
+
+async def test_a_batch_waits_for_another_process_that_writes_the_file(tmp_path: Path) -> None:
+    """The loop's connection does not wait for a lock (SQLite's busy wait would hold the event loop,
+    and every chat, for seconds): while another process writes the file, the batch is tried again
+    after short sleeps, and lands once the file is free."""
+    path = tmp_path / "s.sqlite3"
+    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+        with closing(sqlite3.connect(path, timeout=0)) as other_process:
+            other_process.execute("BEGIN IMMEDIATE")
+            append = asyncio.create_task(journal.append([make_event(1)]))
+            for _ in range(20):
+                await asyncio.sleep(0)  # the loop runs on while the append waits
+            assert not append.done()
+            other_process.rollback()
+        assert ids(await append) == [1]
 
 
 async def test_a_batch_waits_for_an_open_state_transaction_not_blocking_the_loop(tmp_path: Path) -> None:

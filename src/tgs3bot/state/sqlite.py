@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -25,6 +25,7 @@ from tgs3bot.interfaces import Dialog, SavedFile
 from tgs3bot.state import sqlite_schema as schema
 from tgs3bot.state.paging import page_cursor
 from tgs3bot.state.sqlite_batch import WriteBatch
+from tgs3bot.state.sqlite_loop import LoopWriter
 from tgs3bot.state.sqlite_unique_ids import UniqueIdNotes
 from tgs3bot.utils import log_exceptions
 
@@ -34,8 +35,9 @@ log = structlog.get_logger(__name__)
 class SqliteState(UniqueIdNotes):
     """State in an SQLite file: ``async with SqliteState(path) as state: ...``.
 
-    One connection, and one lock around each operation: the workers share the connection, and
-    without the lock one task's commit could land in the middle of another's transaction.
+    One connection (aiosqlite's), and one lock around each operation: the workers share the
+    connection, and without the lock one task's commit could land in the middle of another's
+    transaction. The marks and the journal have connections of their own (``writer``, ``sqlite_loop``).
 
     The checks made for every update stay off the disk in the common case (measured: three
     queries per update cost ~0.65 ms, more than the rest of a text reply):
@@ -49,10 +51,10 @@ class SqliteState(UniqueIdNotes):
       without updates. Handled ids older than ``schema.HANDLED_RETENTION_S`` are forgotten, in memory
       and on disk, every ``schema.PRUNE_INTERVAL_S`` while running, so a reused id is not mistaken for
       a handled one.
-    - Marks (handled ids, greeted chats) are written in batches, every ``schema.MARK_FLUSH_INTERVAL_S``
-      or ``schema.MARK_FLUSH_BATCH`` marks, and at close: a crash loses at most that last batch, and an
-      update Telegram then sends again is handled again (at least once, never lost); a chat may
-      be greeted twice.
+    - Marks (handled ids, greeted chats) are written in batches, by ``writer``: with the
+      journal's next batch, every ``schema.MARK_FLUSH_INTERVAL_S`` or ``schema.MARK_FLUSH_BATCH``
+      marks, and at close. A crash loses at most that last batch, and an update Telegram then sends
+      again is handled again (at least once, never lost); a chat may be greeted twice.
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -65,6 +67,7 @@ class SqliteState(UniqueIdNotes):
         self._recent: dict[tuple[str, int], float] = {}
         self._unknown_above: dict[str, int] = {}  # per platform: ids above were never handled before
         self.batch = WriteBatch()
+        self.writer = LoopWriter(path)  # writes the marks, with the journal's batches
         self._flusher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -73,6 +76,7 @@ class SqliteState(UniqueIdNotes):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path)
             await self._prepare(self._db)
+            self.writer.open()
         except BaseException as exc:
             await self.__aexit__()
             if isinstance(exc, OSError | sqlite3.DatabaseError):  # unreadable, not SQLite, no space
@@ -90,17 +94,17 @@ class SqliteState(UniqueIdNotes):
         self._unknown_above = {str(platform): int(highest) for platform, highest in rows}
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Write the pending marks and close the connection."""
+        """Write the pending marks and close the connections."""
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
             self._flusher = None
         db, self._db = self._db, None
-        if db is not None:
-            try:
-                await self.batch.write(db)
-                await db.commit()
-            finally:
+        try:
+            await self.flush()
+        finally:
+            self.writer.close()
+            if db is not None:
                 await db.close()
 
     async def _flush_regularly(self) -> None:
@@ -109,6 +113,7 @@ class SqliteState(UniqueIdNotes):
             await asyncio.sleep(schema.MARK_FLUSH_INTERVAL_S)
             try:
                 await self.flush()
+                await self.writer.checkpoint()
                 if time.monotonic() - pruned_at >= schema.PRUNE_INTERVAL_S:
                     await self.prune()
                     pruned_at = time.monotonic()
@@ -129,8 +134,11 @@ class SqliteState(UniqueIdNotes):
     async def flush(self) -> None:
         """Write the pending marks and journal removals now (one transaction)."""
         if self.batch:
-            async with self.transaction() as db:
-                await self.batch.write(db)
+            await self.commit_batch()
+
+    async def commit_batch(self, sql: str | None = None, params: Sequence[Any] = ()) -> list[Any]:
+        """Commit the pending marks, and ``sql`` (a journal batch) with them; ``sql``'s rows."""
+        return await self.writer.commit_when_free(self.exclusive, self.batch, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
