@@ -6,7 +6,7 @@ Run from the repository root with the project's virtualenv:
     python -m bench --quick          # fewer rounds, no profile, ~2 min
     python -m bench --only text docs # some of: text docs memory scaling profile redis
     python -m bench --only redis     # Redis layouts (opt-in, not in the default set), ~5-9 min
-    python -m bench --only journal   # the journal's cost, tgs3bot against its memory-journal variant, ~4 min
+    python -m bench --only journal   # the journal's cost, tgs3bot against its memory-journal variant, ~7 min
     python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~7 min
     python -m bench --only docs --against /tmp/old/src   # also tgs3bot from another src/ tree
 
@@ -159,7 +159,7 @@ async def run_redis(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
 
 
 async def run_journal(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
-    rounds = args.rounds or (4 if args.quick else 9)
+    rounds = args.rounds or (4 if args.quick else 30)  # 30: see journal.median_interval
     print(f"\n## The journal's cost: 400 chats x 10 texts, {rounds} rounds in rotating order\n")
     print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
     results = await journal.run(s3, workdir, rounds=rounds, extra=_variants(args, ()))

@@ -146,9 +146,9 @@ async def test_a_batch_waits_for_another_process_that_writes_the_file(tmp_path: 
 
 
 async def test_a_batch_waits_for_an_open_state_transaction_not_blocking_the_loop(tmp_path: Path) -> None:
-    """The journal writes on the event loop with its own connection. While the state's connection
-    holds a write transaction, a batch waits on the state's lock; if it went to SQLite, SQLite's
-    busy wait would block the very loop that has to finish that transaction ("database is locked")."""
+    """The journal's statements run on the event loop with a connection of their own. While the
+    state's connection holds a write transaction, a batch waits on the state's lock (SQLite's busy
+    wait would block the very loop that has to finish that transaction), and lands once it ends."""
     async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
         opened, release = asyncio.Event(), asyncio.Event()
 

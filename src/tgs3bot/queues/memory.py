@@ -32,9 +32,9 @@ from tgs3bot.queues.journal import MemoryJournal
 
 SHARE_DIVISOR = 10  # a chat holds at most a tenth of the queue in memory (at least one event)
 BACKLOG_FACTOR = 100  # the poller waits once this many times maxsize events are spilled
-# The poller waits for room for half the queue: each batch costs one journal commit (an fsync, on
-# the event loop), and batches of half the queue rather than a quarter halve those commits
-# (measured: 8 to 11 % less time for the text benchmark, bench/README.md).
+# The poller waits for room for half the queue: each batch costs one journal commit (an fsync),
+# and batches of half the queue rather than a quarter halve those commits (measured when the
+# commit ran on the event loop: 8 to 11 % less time for the text benchmark, bench/README.md).
 BATCH_FLOOR_DIVISOR = 2
 
 
