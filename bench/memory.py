@@ -34,14 +34,12 @@ from bench.harness import (
     add_local_file,
     fresh_telegram,
     moto_s3,
-    reset_peak_rss,
-    rss_kib,
     run_dir,
     running,
-    table,
     tgs3bot,
     tgs3bot_env,
 )
+from bench.report import reset_peak_rss, rss_kib, table
 
 SAVED = "[document has been saved]"
 TARGET_GROWTH_MIB = 40

@@ -22,16 +22,8 @@ from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 
 from bench import documents
-from bench.harness import (
-    S3,
-    Contestant,
-    ContestantFactory,
-    ReplyCounter,
-    fresh_telegram,
-    run_dir,
-    running,
-    table,
-)
+from bench.harness import S3, Contestant, ContestantFactory, ReplyCounter, fresh_telegram, run_dir, running
+from bench.report import table
 from bench.text import workload
 
 PY_SPY_RATE_HZ = 250

@@ -23,8 +23,9 @@ from pathlib import Path
 from tests.fakes import updates
 
 from bench import documents, text
-from bench.harness import S3, ReplyCounter, fresh_telegram, median, run_dir, table
+from bench.harness import S3, ReplyCounter, fresh_telegram, run_dir
 from bench.redis_procs import CpuClock, Layout, RedisServer, running_layout
+from bench.report import median, table
 
 LAYOUTS = (
     Layout("in-process (run, SQLite)", ("run",), redis=False),

@@ -25,7 +25,8 @@ import redis.asyncio as aioredis
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_server import find_redis_server, running_redis_server
 
-from bench.harness import S3, TGS3BOT, cpu_seconds, stop, tgs3bot_env, wait_polling
+from bench.harness import S3, TGS3BOT, stop, tgs3bot_env, wait_polling
+from bench.report import cpu_seconds
 
 __all__ = ["Layout", "RedisServer", "find_redis_server", "redis_server", "running_layout"]
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import documents
-from bench.harness import S3, median, table, tgs3bot
+from bench.harness import S3, tgs3bot
+from bench.report import median, table
 
 WORKERS = (1, 2, 4, 8, 16)
 

@@ -28,14 +28,12 @@ from bench.harness import (
     ContestantFactory,
     ReplyCounter,
     base_env,
-    cpu_seconds,
     fresh_telegram,
-    median,
     run_dir,
     running,
-    table,
     tgs3bot,
 )
+from bench.report import cpu_seconds, median, table
 
 
 def aiogram_bot(url: str, _s3: S3, _workdir: Path) -> Contestant:

@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import pytest
@@ -17,6 +17,9 @@ from moto.server import ThreadedMotoServer
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tgs3bot.app import App
 from tgs3bot.config import BackoffConfig, Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 # The shared helpers assert too: have pytest explain their failures as it does in test modules.
 pytest.register_assert_rewrite("tests.helpers")
@@ -196,3 +199,13 @@ def redis_url(redis_server: str) -> str:
     finally:
         client.close()
     return redis_server
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[Redis]:
+    """A plain client on the same server, to look at (or play a dead worker on) the keys."""
+    import redis.asyncio as aioredis  # only Redis tests need it
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()

@@ -8,14 +8,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.helpers import make_event
-from tests.test_queue_redis import DEADLINE_S, assert_nothing_left, raw
+from tests.test_queue_redis import DEADLINE_S, assert_nothing_left
 from tests.test_queues import queue_holding
 from tgs3bot.errors import LeaseLost
 from tgs3bot.lease import PollerLease
 from tgs3bot.queues.journal import MemoryJournal
 from tgs3bot.queues.redis import RedisQueue
-
-__all__ = ["raw"]  # the fixture, used here
 
 
 async def test_in_process_a_vk_chat_and_a_telegram_chat_of_one_number_are_two_lanes() -> None:

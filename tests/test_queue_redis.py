@@ -1,5 +1,5 @@
 """RedisQueue on a real redis-server: per-chat order across processes, no head-of-line blocking,
-takeover of a dead worker's turns, hand-back, dedupe, fencing, and keys that do not grow.
+hand-back, dedupe, fencing, and keys that do not grow.
 
 Two RedisQueue instances on one server stand for two worker processes.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,14 +21,6 @@ from tgs3bot.queues.redis import RedisQueue
 from tgs3bot.redis_client import text
 
 DEADLINE_S = 30.0  # generous: the machine may be busy
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain client on the same server, to look at (or play a dead worker on) the keys."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @dataclass
@@ -158,71 +149,6 @@ async def test_wait_for_room_waits_while_the_backlog_is_at_its_limit(redis_url: 
         assert not done
         await queue.task_done(await queue.get())
         assert await asyncio.wait_for(waiting, DEADLINE_S) == 9
-
-
-async def test_a_dead_workers_turn_is_claimed_by_another(redis_url: str, raw: aioredis.Redis) -> None:
-    """A dead worker's turn goes to a live queue after claim_idle_s, and the dead consumer is forgotten."""
-    async with RedisQueue(redis_url, queue_size=10, claim_idle_s=0.5) as queue:
-        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=1)])
-        # What a crashed process leaves: a turn in its consumer's pending list, no heartbeat.
-        taken = await raw.xreadgroup("workers", "dead-worker", {"tgs3bot:ready": ">"}, count=1)
-        assert taken
-        first = await asyncio.wait_for(queue.get(), DEADLINE_S)
-        assert first.update_id == 1
-        await queue.task_done(first)
-        second = await asyncio.wait_for(queue.get(), DEADLINE_S)
-        assert second.update_id == 2
-        await queue.task_done(second)
-
-        async def dead_worker_forgotten() -> bool:
-            consumers = await raw.xinfo_consumers("tgs3bot:ready", "workers")
-            return "dead-worker" not in {c["name"] for c in consumers}
-
-        await eventually(dead_worker_forgotten)
-    await assert_nothing_left(raw)
-
-
-async def test_a_process_without_waiting_workers_claims_nothing(redis_url: str, raw: aioredis.Redis) -> None:
-    """A queue nobody takes events from (a poller) leaves a dead worker's turn to a process with workers."""
-    async with RedisQueue(redis_url, queue_size=10, claim_idle_s=0.5) as poller:
-        await poller.put_batch([make_event(1, chat_id=1)])
-        await raw.xreadgroup("workers", "dead-worker", {"tgs3bot:ready": ">"}, count=1)
-        passes = poller.claim_passes
-
-        async def poller_looked_several_times() -> bool:
-            return poller.claim_passes >= passes + 4  # a pass every claim_idle_s / 2
-
-        await eventually(poller_looked_several_times)
-        pending = await raw.xpending_range("tgs3bot:ready", "workers", "-", "+", 10)
-        assert [p["consumer"] for p in pending] == ["dead-worker"]
-        async with RedisQueue(redis_url, queue_size=10, claim_idle_s=0.5) as worker:
-            event = await asyncio.wait_for(worker.get(), DEADLINE_S)
-            assert event.update_id == 1
-            await worker.task_done(event)
-    await assert_nothing_left(raw)
-
-
-async def test_a_live_workers_long_transfer_is_not_claimed(redis_url: str, raw: aioredis.Redis) -> None:
-    """A turn held for several times claim_idle_s by a live queue stays its own: the heartbeat keeps it."""
-    async with (
-        RedisQueue(redis_url, queue_size=10, claim_idle_s=2) as holder,
-        RedisQueue(redis_url, queue_size=10, claim_idle_s=2) as other,
-    ):
-        await holder.put_batch([make_event(1, chat_id=1)])
-        event = await asyncio.wait_for(holder.get(), DEADLINE_S)
-        stealing = asyncio.create_task(other.get())
-        passes = other.claim_passes
-
-        async def other_tried_for_a_while() -> bool:
-            return other.claim_passes >= passes + 4  # a pass every claim_idle_s / 2
-
-        await eventually(other_tried_for_a_while)
-        assert not stealing.done()
-        pending = await raw.xpending_range("tgs3bot:ready", "workers", "-", "+", 10)
-        assert [p["consumer"] for p in pending] == [holder.consumer]
-        await holder.task_done(event)
-        stealing.cancel()
-    await assert_nothing_left(raw)
 
 
 async def test_leaving_hands_back_what_was_taken(redis_url: str) -> None:

@@ -9,11 +9,10 @@ The argument these tests hold to is in ``tgs3bot.queues.redis_turns``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import RunningBot
@@ -32,14 +31,6 @@ CHAT = 7
 SEEDED = 900_001  # far above the fake Bot API's update ids (they start at 1000)
 TG, VK = "telegram", "vk"
 HANDLED = handled_key("tgs3bot:", TG, SEEDED)
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain client on the same server, to look at (or play a dead worker on) the keys."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def linked(stack: AsyncExitStack, redis_url: str) -> tuple[RedisQueue, RedisState]:

@@ -1,4 +1,4 @@
-"""Stores that ignore If-None-Match: the start-up probe, the check-first fallback, the setting.
+"""Stores that ignore If-None-Match: the start-up probe and the check-first fallback.
 
 moto's S3 server honours ``If-None-Match: *``; behind ``S3Proxy`` (which drops the header) it acts
 like a store that ignores it (an old MinIO, several S3-compatible services). The proxy records
@@ -15,22 +15,18 @@ from typing import Any
 
 import pytest
 import structlog
-from pydantic import SecretStr, ValidationError
 
 from tests.fakes import updates
 from tests.fakes.s3proxy import S3Proxy
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import object_keys, read_object, to_chat
 from tests.processes import REPLY_TIMEOUT_S, BotProcess, Launch, bot_env, launch, wait_polling
-from tgs3bot.cli import build_parser
-from tgs3bot.config import Settings
 from tgs3bot.errors import TransferError
 from tgs3bot.storage import PROBE_PREFIX, S3Storage
 from tgs3bot.storage.base import ObjectInfo, StoredObject
 
 __all__ = ["launch"]  # the fixture, used by the end-to-end tests below
 
-TOKEN = "123456789:AAFakeTokenForTestsOnly-abcdefghijkl"
 INFO = ObjectInfo(content_type="text/plain", content_disposition="attachment", metadata={"user-id": "1"})
 FIRST_USER, SECOND_USER = 501, 502
 NAME = "report.pdf"
@@ -39,49 +35,6 @@ TAKEN = (
     f"[document has not been saved] The name «{NAME}» is taken by a file someone else saved; "
     "rename your file and send it again."
 )
-
-
-# -- the setting ---------------------------------------------------------------------------------
-
-
-def _settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, telegram_token=SecretStr(TOKEN), s3_bucket="docs", **values)  # type: ignore[call-arg]
-
-
-@pytest.mark.parametrize(
-    ("raw", "parsed"),
-    [
-        *[("auto", "auto"), (" AUTO ", "auto"), ("true", True), ("True", True), ("1", True), ("yes", True)],
-        *[("false", False), ("FALSE", False), ("0", False), ("off", False), (True, True), (False, False)],
-    ],
-)
-def test_the_setting_reads_auto_true_or_false(raw: Any, parsed: Any) -> None:
-    """TGS3BOT_S3_CONDITIONAL_WRITES takes auto or a boolean word, in any case."""
-    assert _settings(s3_conditional_writes=raw).s3_conditional_writes == parsed
-
-
-def test_the_setting_defaults_to_auto_and_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unset means auto (probe); the environment variable is read like any other setting."""
-    monkeypatch.delenv("TGS3BOT_S3_CONDITIONAL_WRITES", raising=False)
-    assert _settings().s3_conditional_writes == "auto"
-    monkeypatch.setenv("TGS3BOT_S3_CONDITIONAL_WRITES", "false")
-    assert _settings().s3_conditional_writes is False
-
-
-@pytest.mark.parametrize("raw", ["maybe", "", "2"])
-def test_any_other_value_is_one_clear_error(raw: str) -> None:
-    """A value that is neither auto nor a boolean is refused with one error naming the choices."""
-    with pytest.raises(ValidationError) as caught:
-        _settings(s3_conditional_writes=raw)
-    [error] = caught.value.errors()
-    assert error["loc"] == ("s3_conditional_writes",)
-    assert "must be auto, true or false" in error["msg"]
-
-
-def test_the_flag_takes_a_value() -> None:
-    """``--s3-conditional-writes false`` on the command line, like the variable."""
-    args = build_parser().parse_args(["run", "--s3-conditional-writes", "false"])
-    assert _settings(s3_conditional_writes=args.s3_conditional_writes).s3_conditional_writes is False
 
 
 # -- the probe and the fallback, on S3Storage ------------------------------------------------------

@@ -76,14 +76,6 @@ async def state(redis_url: str) -> AsyncIterator[RedisState]:
         yield store
 
 
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain client on the same server, to look at the keys."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
 async def test_state_survives_a_new_instance_on_the_same_server(redis_url: str) -> None:
     """Everything written by one RedisState is there for the next one (a restarted process)."""
     async with RedisState(redis_url) as state:

@@ -9,31 +9,23 @@ every call, long-polls getUpdates for real, serves file downloads and injects fa
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
-from .updates import BOT_ID, BOT_USERNAME, bot_user, chat
+from .telegram_files import DownloadFaults, FakeFile, FileRoutes
+from .telegram_messages import MessageMethods
+from .updates import BOT_ID, BOT_USERNAME, bot_user
 from .wire import ApiError, Call, Fault, Json, LoopbackServer, Signal, error_body, read_params
 
 __all__ = ["TOKEN", "Call", "DownloadFaults", "FakeFile", "FakeTelegram"]
 
 TOKEN = f"{BOT_ID}:AAFakeTokenForTestsOnly-abcdefghijkl"
-MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
 DEFAULT_WAIT_S = 60.0  # a deadline for the wait_* helpers: it bounds a hang on a busy machine
-MAX_TEXT_LENGTH = 4096
 CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
-NOT_MODIFIED = (
-    "Bad Request: message is not modified: specified new message content and reply markup are "
-    "exactly the same as a current content and reply markup of the message"
-)
 _TRUE_METHODS = (
     "setMyCommands answerCallbackQuery sendChatAction deleteMessage setMyDescription setMyShortDescription "
     "close logOut"
@@ -41,34 +33,7 @@ _TRUE_METHODS = (
 _SIMPLE_RESULTS: dict[str, Any] = dict.fromkeys(_TRUE_METHODS.lower().split(), True) | {"getmycommands": []}
 
 
-@dataclass
-class DownloadFaults:
-    """How the download route misbehaves for one file (all off by default)."""
-
-    chunk_size: int = 64 * 1024
-    delay_s_per_chunk: float = 0.0
-    bytes_per_s: float | None = None
-    truncate_at: int | None = None
-    status: int | None = None
-    hold: asyncio.Event | None = None
-
-
-@dataclass
-class FakeFile:
-    """A file registered with ``add_file`` and how often it was downloaded."""
-
-    file_id: str
-    file_unique_id: str
-    file_path: str
-    content: bytes
-    document: Json
-    too_big: bool
-    faults: DownloadFaults
-    downloads_started: int = 0
-    downloads_completed: int = 0
-
-
-class FakeTelegram(LoopbackServer):
+class FakeTelegram(FileRoutes, MessageMethods, LoopbackServer):
     """An in-process Bot API server: records calls, long-polls for real, serves and breaks files."""
 
     def __init__(
@@ -125,43 +90,6 @@ class FakeTelegram(LoopbackServer):
     def pending_update_ids(self) -> list[int]:
         """Ids of the updates not confirmed yet."""
         return [u["update_id"] for u in self._updates]
-
-    def add_file(
-        self,
-        content: bytes,
-        *,
-        file_name: str | None = "file.bin",
-        mime_type: str | None = "application/octet-stream",
-        file_size: int | Literal["auto"] | None = "auto",
-        too_big: bool | None = None,
-        chunk_size: int = 64 * 1024,
-        delay_s_per_chunk: float = 0.0,
-        bytes_per_s: float | None = None,
-        truncate_at: int | None = None,
-        status: int | None = None,
-        hold: asyncio.Event | None = None,
-    ) -> Json:
-        """Register a file and return the ``document`` dict to put into a message.
-
-        ``too_big=None`` means: too big when the declared size exceeds 20 MiB.
-        """
-        n = len(self.files) + 1
-        file_id, unique_id = f"BQACAgIAAxkBAAI{n:04d}", f"AgAD{n:04d}"
-        size = len(content) if file_size == "auto" else file_size
-        named = {"file_name": file_name, "mime_type": mime_type, "file_size": size}
-        document = {"file_id": file_id, "file_unique_id": unique_id} | {
-            k: v for k, v in named.items() if v is not None
-        }
-        faults = DownloadFaults(chunk_size, delay_s_per_chunk, bytes_per_s, truncate_at, status, hold)
-        big = (size or 0) > MAX_DOWNLOAD_SIZE if too_big is None else too_big
-        path = f"documents/file_{n}{PurePosixPath(file_name or '').suffix}"
-        self.files[file_id] = FakeFile(file_id, unique_id, path, content, document, big, faults)
-        return dict(document)
-
-    def set_download_faults(self, file_id: str, **changes: Any) -> None:
-        """Change a file's ``DownloadFaults`` fields (e.g. ``truncate_at=10``, ``hold=None``)."""
-        file = self.files[file_id]
-        file.faults = dataclasses.replace(file.faults, **changes)
 
     def fail(
         self,
@@ -366,106 +294,3 @@ class FakeTelegram(LoopbackServer):
         if params.get("drop_pending_updates") == "true":
             self._updates.clear()
         return True
-
-    def _chat_id(self, params: dict[str, Any]) -> int:
-        """The target chat of a send/edit, or the error Telegram gives for it."""
-        try:
-            chat_id = int(params.get("chat_id", ""))
-        except ValueError:
-            raise ApiError(400, "Bad Request: chat not found") from None
-        if chat_id in self.blocked_chats:
-            raise ApiError(403, "Forbidden: bot was blocked by the user")
-        if chat_id in self.missing_chats:
-            raise ApiError(400, "Bad Request: chat not found")
-        return chat_id
-
-    @staticmethod
-    def _text(params: dict[str, Any]) -> str:
-        """The message text, checked like Telegram does."""
-        text = str(params.get("text", ""))
-        if not text.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        if len(text) > MAX_TEXT_LENGTH:
-            raise ApiError(400, "Bad Request: message is too long")
-        return text
-
-    def _message(self, chat_id: int, message_id: int, text: str, markup: Any) -> Json:
-        """A Message dict sent by the bot."""
-        msg: Json = {
-            "message_id": message_id,
-            "date": int(time.time()),
-            "chat": chat(chat_id),
-            "from": self.bot_user,
-            "text": text,
-        }
-        if isinstance(markup, dict) and "inline_keyboard" in markup:
-            msg["reply_markup"] = markup
-        return msg
-
-    def _send_message(self, params: dict[str, Any]) -> Json:
-        """sendMessage."""
-        chat_id, text = self._chat_id(params), self._text(params)
-        message_id, self._next_message_id = self._next_message_id, self._next_message_id + 1
-        self._texts[(chat_id, message_id)] = (text, params.get("reply_markup"))
-        return self._message(chat_id, message_id, text, params.get("reply_markup"))
-
-    def _edit_message_text(self, params: dict[str, Any]) -> Json:
-        """editMessageText of one of the bot's messages."""
-        chat_id, text = self._chat_id(params), self._text(params)
-        key = (chat_id, int(params.get("message_id", 0)))
-        if key not in self._texts:
-            raise ApiError(400, "Bad Request: message to edit not found")
-        if self._texts[key] == (text, params.get("reply_markup")):
-            raise ApiError(400, NOT_MODIFIED)
-        self._texts[key] = (text, params.get("reply_markup"))
-        msg = self._message(chat_id, key[1], text, params.get("reply_markup"))
-        return msg | {"edit_date": int(time.time())}
-
-    def _get_file(self, params: dict[str, Any]) -> Json:
-        """getFile."""
-        file = self.files.get(str(params.get("file_id", "")))
-        if file is None:
-            raise ApiError(400, "Bad Request: invalid file_id")
-        if file.too_big:
-            raise ApiError(400, "Bad Request: file is too big")
-        keys = ("file_id", "file_unique_id", "file_size")
-        return {k: file.document[k] for k in keys if k in file.document} | {"file_path": file.file_path}
-
-    async def _download(self, request: web.Request) -> web.StreamResponse:
-        """Route ``/file/bot{token}/{path}``: stream the bytes, misbehaving as configured."""
-        path = request.match_info["path"]
-        file = next((f for f in self.files.values() if f.file_path == path), None)
-        if request.match_info["token"] != self.token or file is None:
-            return web.json_response(error_body(404, "Not Found"), status=404)
-        file.downloads_started += 1
-        self._signal.fire()
-        faults = file.faults
-        if faults.status is not None:
-            page = f"<html><body><h1>{faults.status} Error</h1></body></html>"
-            return web.Response(status=faults.status, text=page, content_type="text/html")
-        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        response.content_length = len(file.content)
-        await response.prepare(request)
-        await self._stream(response, file.content[: faults.truncate_at], faults)
-        if faults.truncate_at is not None and faults.truncate_at < len(file.content):
-            assert request.transport is not None
-            request.transport.close()  # the client sees fewer bytes than Content-Length
-            return response
-        await response.write_eof()
-        file.downloads_completed += 1
-        self._signal.fire()
-        return response
-
-    @staticmethod
-    async def _stream(response: web.StreamResponse, data: bytes, faults: DownloadFaults) -> None:
-        """Write ``data`` in chunks, throttled, pausing after the first chunk while held."""
-        for start in range(0, len(data), faults.chunk_size):
-            chunk = data[start : start + faults.chunk_size]
-            await response.write(chunk)
-            if start == 0 and faults.hold is not None:
-                await faults.hold.wait()
-            delay = faults.delay_s_per_chunk
-            if faults.bytes_per_s:
-                delay += len(chunk) / faults.bytes_per_s
-            if delay > 0:
-                await asyncio.sleep(delay)
