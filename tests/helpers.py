@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from tests.fakes import updates
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.wire import Call
+from tgs3bot.context import KeyLocks
 from tgs3bot.events import Event, EventKind
 
 # -- the bucket ------------------------------------------------------------------------------------
@@ -117,3 +119,24 @@ def make_event(update_id: int, chat_id: int = 1, **fields: Any) -> Event:
         "text": "hi",
     }
     return Event(update_id=update_id, chat_id=chat_id, **(values | fields))
+
+
+class WatchedLocks(KeyLocks):
+    """KeyLocks that know which keys are held now; a subclass may act before each ``hold`` (``before``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: set[str] = set()
+
+    async def before(self, key: str) -> None:
+        """Called as ``hold(key)`` starts, before waiting for the lock."""
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        await self.before(key)
+        async with super().hold(key):
+            self.held.add(key)
+            try:
+                yield
+            finally:
+                self.held.discard(key)

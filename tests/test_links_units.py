@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from structlog.testing import capture_logs
 
-from tests.helpers import make_event
+from tests.helpers import WatchedLocks, make_event
 from tgs3bot import metrics
-from tgs3bot.context import Context, KeyLocks, Policy
+from tgs3bot.context import Context, Policy
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, EventKind
 from tgs3bot.handlers.again import find_earlier, holds
@@ -47,27 +45,10 @@ class _Unreachable:
         raise TransferError("the storage could not be reached")
 
 
-class _LockedLocks(KeyLocks):
-    """KeyLocks that remember which keys were held together."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: set[str] = set()
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        async with super().hold(key):
-            self.held.add(key)
-            try:
-                yield
-            finally:
-                self.held.discard(key)
-
-
 class _Bucket:
     """An in-memory ObjectStore with ``head`` and ``copy``; a copy notes the locks held during it."""
 
-    def __init__(self, locks: _LockedLocks) -> None:
+    def __init__(self, locks: WatchedLocks) -> None:
         self.objects: dict[str, StoredObject] = {}
         self.locks = locks
         self.held_while_copying: set[str] = set()
@@ -112,7 +93,7 @@ async def test_a_stale_press_without_a_spinner_is_answered_in_the_chat() -> None
 async def _known_file(unique_id: str, **metadata: str) -> tuple[Context, MemoryState, _Bucket, _Chat]:
     """A bucket holding Telegram user 1's a.txt (5 bytes, ``unique_id`` in its metadata, with
     ``metadata`` besides), indexed with that id noted; and the context around them."""
-    state, locks, chat = MemoryState(), _LockedLocks(), _Chat()
+    state, locks, chat = MemoryState(), WatchedLocks(), _Chat()
     bucket = _Bucket(locks)
     bucket.objects["a.txt"] = StoredObject(
         "a.txt", 5, {"user-id": "1", **metadata, "file-unique-id": unique_id}

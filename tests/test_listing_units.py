@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from tests.helpers import make_event
-from tgs3bot.context import Context, KeyLocks, Policy
+from tests.helpers import WatchedLocks, make_event
+from tgs3bot.context import Context, Policy
 from tgs3bot.events import EventKind
 from tgs3bot.handlers.listing import (
     MAX_PAGE,
@@ -64,24 +62,16 @@ class _Chat:
         return len(self.texts)
 
 
-class _WatchedLocks(KeyLocks):
+class _WatchedLocks(WatchedLocks):
     """KeyLocks that say when someone waits for a key another holds."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.held: set[str] = set()
         self.contended = asyncio.Event()
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def before(self, key: str) -> None:
         if key in self.held:
             self.contended.set()
-        async with super().hold(key):
-            self.held.add(key)
-            try:
-                yield
-            finally:
-                self.held.discard(key)
 
 
 async def test_listing_never_drops_an_entry_a_rename_is_moving() -> None:

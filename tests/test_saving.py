@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import pytest
 
-from tests.helpers import make_event
-from tgs3bot.context import Context, KeyLocks, Policy
+from tests.helpers import WatchedLocks, make_event
+from tgs3bot.context import Context, Policy
 from tgs3bot.errors import TransferError
 from tgs3bot.events import Document, Event, Keyboard
 from tgs3bot.handlers.documents import RENAME_PREFIX, save_document
@@ -65,25 +65,17 @@ class _Bucket:
         return SaveResult(size=len(self.objects[key]), replaced=False)
 
 
-class _WatchedLocks(KeyLocks):
+class _WatchedLocks(WatchedLocks):
     """KeyLocks that know which keys are held, and can keep a key's lock closed until ``opened``."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.held: set[str] = set()
         self.waiting, self.opened = asyncio.Event(), asyncio.Event()
         self.opened.set()
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def before(self, key: str) -> None:
         self.waiting.set()
         await self.opened.wait()
-        async with super().hold(key):
-            self.held.add(key)
-            try:
-                yield
-            finally:
-                self.held.discard(key)
 
 
 class _Index(MemoryState):
