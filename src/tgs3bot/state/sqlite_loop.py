@@ -7,8 +7,8 @@ per batch. Between batches the state's flusher commits what is pending the same 
 The statements run on the event loop, with a connection of their own rather than through
 aiosqlite's thread: they are on the path of every update, and handing each to a thread beside the
 loop cost more than SQLite's work itself (bench/README.md, "The journal's cost"). Only the COMMIT,
-which writes the WAL and waits for its fsync (~0.4 ms on the bench machine, at times tens or
-hundreds), runs on a thread of its own: the loop serves what is queued meanwhile, and the batch is
+which writes the WAL and waits for its fsync (~0.4 ms on the bench machine, at times tens of
+milliseconds), runs on a thread of its own: the loop serves what is queued meanwhile, and the batch is
 admitted once it is durable. The marks go with the journal's rows because, written through
 aiosqlite, a flush held the state's lock for four trips to that thread and back (10 to 20 ms on a
 busy loop), and the poller's next batch waited for it.
