@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from .wire import ApiError, Json, Signal, error_body
+from .wire import ApiError, Json, Signal, end_download, error_body
 
 MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
 
@@ -113,13 +113,9 @@ class FileRoutes:
         response.content_length = len(file.content)
         await response.prepare(request)
         await self._stream(response, file.content[: faults.truncate_at], faults)
-        if faults.truncate_at is not None and faults.truncate_at < len(file.content):
-            assert request.transport is not None
-            request.transport.close()  # the client sees fewer bytes than Content-Length
-            return response
-        await response.write_eof()
-        file.downloads_completed += 1
-        self._signal.fire()
+        if await end_download(request, response, len(file.content), faults.truncate_at):
+            file.downloads_completed += 1
+            self._signal.fire()
         return response
 
     @staticmethod

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from .vk_community import ERROR_TEXTS, GROUP_ID, TOKEN, VkCommunity, VkDoc, VkError, VkMessage
-from .wire import Call, Json, LoopbackServer, read_params
+from .wire import Call, Json, LoopbackServer, end_download, read_params
 
 __all__ = ["GROUP_ID", "TOKEN", "Call", "FakeVk", "VkDoc", "VkMessage"]
 
@@ -229,11 +229,7 @@ class FakeVk(VkCommunity, LoopbackServer):
             )
             if delay > 0:
                 await asyncio.sleep(delay)
-        if faults.truncate_at is not None and faults.truncate_at < len(doc.content):
-            assert request.transport is not None
-            request.transport.close()  # the client sees fewer bytes than Content-Length
-            return response
-        await response.write_eof()
-        doc.downloads_completed += 1
-        self._signal.fire()
+        if await end_download(request, response, len(doc.content), faults.truncate_at):
+            doc.downloads_completed += 1
+            self._signal.fire()
         return response

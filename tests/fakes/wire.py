@@ -156,3 +156,17 @@ class LoopbackServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+async def end_download(
+    request: web.Request, response: web.StreamResponse, size: int, truncate_at: int | None
+) -> bool:
+    """End a download of ``size`` bytes whose body was written up to ``truncate_at``: cut the
+    connection if that is short of the end (the client sees fewer bytes than Content-Length), else
+    finish the body. True when the download was completed."""
+    if truncate_at is not None and truncate_at < size:
+        assert request.transport is not None
+        request.transport.close()
+        return False
+    await response.write_eof()
+    return True
