@@ -23,7 +23,8 @@ def ids(entries: list[tuple[int, Event]]) -> list[int]:
 
 async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_path: Path) -> None:
     """append returns the new entries with growing seqs; a redelivered update is not journaled twice."""
-    async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
+    async with SqliteState(tmp_path / "s.sqlite3") as state:
+        journal = SqliteJournal(state)
         first = await journal.append([make_event(900, chat_id=1), make_event(5, chat_id=2)])
         again = await journal.append([make_event(5, chat_id=2), make_event(6, chat_id=1)])
         assert ids(first) == [900, 5] and ids(again) == [6]
@@ -38,24 +39,29 @@ async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_pa
 async def test_the_journal_survives_a_process_that_never_closed_the_file(tmp_path: Path) -> None:
     """Entries written by append are on disk at once: another connection sees them without a close."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as crashed, SqliteJournal(crashed) as journal:
+    async with SqliteState(path) as crashed:
+        journal = SqliteJournal(crashed)
         await journal.append([make_event(1), make_event(2)])
-        async with SqliteState(path) as restarted, SqliteJournal(restarted) as read:  # the next process
+        async with SqliteState(path) as restarted:  # the next process
+            read = SqliteJournal(restarted)
             assert ids(await read.entries()) == [1, 2]
 
 
 async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_path: Path) -> None:
     """remove goes in the batch of mark_handled: both on disk after the flush, neither before it."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
         await journal.append([make_event(1), make_event(2)])
         await state.mark_handled("telegram", 1)
         await journal.remove("telegram", 1)
-        async with SqliteState(path) as other, SqliteJournal(other) as read:
+        async with SqliteState(path) as other:
+            read = SqliteJournal(other)
             assert ids(await read.entries()) == [1, 2]
             assert not await other.is_handled("telegram", 1)
         await state.flush()
-        async with SqliteState(path) as other, SqliteJournal(other) as read:
+        async with SqliteState(path) as other:
+            read = SqliteJournal(other)
             assert ids(await read.entries()) == [2]
             assert await other.is_handled("telegram", 1)
 
@@ -76,13 +82,15 @@ async def test_the_loop_connection_syncs_every_commit_and_never_checkpoints(tmp_
 async def test_a_batch_and_the_marks_pending_are_one_transaction(tmp_path: Path) -> None:
     """The marks and removals gathered since the last batch are committed with the next batch."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
         await journal.append([make_event(1)])
         await state.mark_handled("telegram", 1)
         await journal.remove("telegram", 1)
         await journal.append([make_event(2)])
         assert not state.batch
-        async with SqliteState(path) as other, SqliteJournal(other) as read:
+        async with SqliteState(path) as other:
+            read = SqliteJournal(other)
             assert ids(await read.entries()) == [2]
             assert await other.is_handled("telegram", 1)
 
@@ -99,7 +107,8 @@ async def test_the_loop_connections_commits_reach_the_file_by_checkpoints(tmp_pa
         except sqlite3.DatabaseError:  # read while a checkpoint writes the file: look again
             return -1
 
-    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
         for first in range(1, 100, 10):
             await journal.append([make_event(update_id) for update_id in range(first, first + 10)])
         assert rows_in_the_file() < 100  # not checkpointed by the writes themselves
@@ -115,7 +124,8 @@ async def test_a_batch_cancelled_during_its_commit_is_on_disk_whole(tmp_path: Pa
     (SIGTERM) leaves the batch and the marks that went with it on disk, none of them pending twice,
     and the state's lock free for the next batch."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
         await state.mark_handled("telegram", 7)
         append = asyncio.create_task(journal.append([make_event(1)]))
         await asyncio.sleep(0)  # the append runs up to its COMMIT, handed to the thread
@@ -123,7 +133,8 @@ async def test_a_batch_cancelled_during_its_commit_is_on_disk_whole(tmp_path: Pa
         with pytest.raises(asyncio.CancelledError):
             await append
         assert not state.batch  # committed with the batch, not put back for another commit
-        async with SqliteState(path) as other, SqliteJournal(other) as read:
+        async with SqliteState(path) as other:
+            read = SqliteJournal(other)
             assert ids(await read.entries()) == [1]
             assert await other.is_handled("telegram", 7)
         assert ids(await journal.append([make_event(2)])) == [2]
@@ -134,7 +145,8 @@ async def test_a_batch_waits_for_another_process_that_writes_the_file(tmp_path: 
     and every chat, for seconds): while another process writes the file, the batch is tried again
     after short sleeps, and lands once the file is free."""
     path = tmp_path / "s.sqlite3"
-    async with SqliteState(path) as state, SqliteJournal(state) as journal:
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
         with closing(sqlite3.connect(path, timeout=0)) as other_process:
             other_process.execute("BEGIN IMMEDIATE")
             append = asyncio.create_task(journal.append([make_event(1)]))
@@ -149,7 +161,8 @@ async def test_a_batch_waits_for_an_open_state_transaction_not_blocking_the_loop
     """The journal's statements run on the event loop with a connection of their own. While the
     state's connection holds a write transaction, a batch waits on the state's lock (SQLite's busy
     wait would block the very loop that has to finish that transaction), and lands once it ends."""
-    async with SqliteState(tmp_path / "s.sqlite3") as state, SqliteJournal(state) as journal:
+    async with SqliteState(tmp_path / "s.sqlite3") as state:
+        journal = SqliteJournal(state)
         opened, release = asyncio.Event(), asyncio.Event()
 
         async def hold_a_transaction() -> None:

@@ -41,7 +41,7 @@ async def test_a_v2_file_goes_through_v3_with_every_row_telegrams(tmp_path: Path
     once it has gone through v3 (platforms) to v4 (the file_unique_id notes)."""
     path = tmp_path / "state.sqlite3"
     write_v2_file(path)
-    async with SqliteState(path, clock=lambda: NOW) as state, SqliteJournal(state) as journal:
+    async with SqliteState(path, clock=lambda: NOW) as state:
         assert await state.is_greeted("telegram", 3) and not await state.is_greeted("vk", 3)
         assert await state.is_handled("telegram", 30) and not await state.is_handled("vk", 30)
         assert await state.get_dialog("telegram", 3) == Dialog("rename", 1, NOW)
@@ -49,6 +49,7 @@ async def test_a_v2_file_goes_through_v3_with_every_row_telegrams(tmp_path: Path
         assert await state.get_file(1) == SavedFile(1, "a.pdf", 3, 3, 9, NOW, "telegram")
         assert (await state.list_files(("telegram", 3), limit=10))[2] == 1
         assert (await state.list_files(("vk", 3), limit=10))[2] == 0
+        journal = SqliteJournal(state)
         assert [e for _, e in await journal.entries()] == [make_event(31, chat_id=3, message_id=1)]
         added = await journal.append([make_event(31, chat_id=3, platform="vk")])  # a VK update of one id
         assert len(added) == 1 and added[0][0] > 1  # seq goes on after the old entries

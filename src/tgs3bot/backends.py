@@ -45,9 +45,7 @@ async def open_backends(
         return await _open_redis(stack, settings, settings.redis_url.get_secret_value())
     # SqliteState raises StartupError itself when the file cannot be opened.
     state = await stack.enter_async_context(state or SqliteState(settings.state_path))
-    if queue is None:
-        queue = ChatQueue(settings.queue_size, await stack.enter_async_context(_journal(state)))
-    queue = await stack.enter_async_context(queue)
+    queue = await stack.enter_async_context(queue or ChatQueue(settings.queue_size, _journal(state)))
     return Backends(state=state, queue=queue, key_locks=KeyLocks())
 
 

@@ -112,13 +112,8 @@ class Journal(Protocol):
     """Durable storage of taken updates until they are handled (SPEC §5, the embedded default).
 
     ``seq`` numbers entries in the order they were taken (update ids may restart from a random
-    value, so they cannot order anything). Used inside its ``async with``, which opens and
-    closes what it writes to.
+    value, so they cannot order anything).
     """
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def append(self, events: Sequence[Event]) -> list[tuple[int, Event]]:
         """Write the events in one transaction; return the new ones with their ``seq``."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Self
 
 from tgs3bot.events import ChatKey, Event
 
@@ -18,12 +17,6 @@ class MemoryJournal:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, int], tuple[int, Event]] = {}  # (platform, update id) → (seq, event)
         self._seq = itertools.count(1)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None  # what it held is gone with it
 
     async def append(self, events: Sequence[Event]) -> list[tuple[int, Event]]:
         """Keep the events not kept yet; return those with their ``seq``."""

@@ -138,7 +138,8 @@ class SqliteState(UniqueIdNotes):
 
     async def commit_batch(self, sql: str | None = None, params: Sequence[Any] = ()) -> list[Any]:
         """Commit the pending marks, and ``sql`` (a journal batch) with them; ``sql``'s rows."""
-        return await self.writer.commit_when_free(self.exclusive, self.batch, sql, params)
+        # The state's lock: no transaction of its own connection is open while the writer writes.
+        return await self.writer.commit_when_free(self._lock, self.batch, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -153,12 +154,6 @@ class SqliteState(UniqueIdNotes):
                 raise
             if self._db.in_transaction:  # reads open none; skipping the commit saves a thread hop
                 await self._db.commit()
-
-    @asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """The lock, with no transaction open: another connection to the file may write meanwhile."""
-        async with self._lock:
-            yield
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self.transaction() as db:

@@ -11,7 +11,6 @@ batch's rows together with the marks pending since the last batch, and read on t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
 
 from tgs3bot.events import ChatKey, Event, from_json, to_json
 from tgs3bot.state.sqlite import SqliteState
@@ -19,19 +18,10 @@ from tgs3bot.state.sqlite_schema import JOURNAL_ALL_SQL, JOURNAL_APPEND_SQL, JOU
 
 
 class SqliteJournal:
-    """``interfaces.Journal`` in the ``journal`` table of an open ``SqliteState``'s file.
-
-    ``async with SqliteJournal(state) as journal: ...``, inside the state's ``async with``.
-    """
+    """``interfaces.Journal`` in the ``journal`` table of an open ``SqliteState``'s file."""
 
     def __init__(self, state: SqliteState) -> None:
         self._state = state
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None  # the state's connections close with the state
 
     async def append(self, events: Sequence[Event]) -> list[tuple[int, Event]]:
         """Write the events in one transaction; return the ones not journaled before, with their seq."""

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, closing
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +88,15 @@ class LoopWriter:
 
     async def commit_when_free(
         self,
-        exclusive: Callable[[], AbstractAsyncContextManager[None]],
+        lock: asyncio.Lock,
         batch: WriteBatch,
         sql: str | None = None,
         params: Sequence[Any] = (),
     ) -> list[Any]:
-        """``commit`` under ``exclusive()``, trying again while another process holds the file."""
+        """``commit`` under ``lock``, trying again while another process holds the file."""
         waited, sleep = 0.0, BUSY_FIRST_SLEEP_S
         while True:
-            async with exclusive():
+            async with lock:
                 try:
                     return await self.commit(batch, sql, params)
                 except sqlite3.OperationalError as exc:
@@ -161,5 +161,5 @@ def _checkpoint(path: Path) -> None:
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite refused because another connection holds the file (SQLITE_BUSY or _LOCKED)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    primary = exc.sqlite_errorcode & 0xFF  # the primary code of an extended one
+    return primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
