@@ -140,6 +140,46 @@ async def test_a_batch_cancelled_during_its_commit_is_on_disk_whole(tmp_path: Pa
         assert ids(await journal.append([make_event(2)])) == [2]
 
 
+def fail_commits_after_a_mark(db: sqlite3.Connection) -> None:
+    """Make each COMMIT on ``db`` fail once a handled mark was written in its transaction.
+
+    SQLite checks a deferred foreign key at COMMIT: a temporary trigger adds a row that breaks one
+    with every mark, so the statements succeed and the COMMIT itself is refused.
+    """
+    db.executescript(
+        """
+        PRAGMA foreign_keys = ON;
+        CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
+        CREATE TEMP TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+        CREATE TEMP TRIGGER break_the_commit AFTER INSERT ON main.handled
+            BEGIN INSERT INTO child VALUES (1); END;
+        """
+    )
+
+
+async def test_a_batch_whose_commit_fails_leaves_nothing_and_keeps_its_marks(tmp_path: Path) -> None:
+    """A COMMIT refused after the batch's statements ran: the append fails, nothing of the batch
+    is on disk, the marks that went with it are pending again, and the next batch writes them."""
+    path = tmp_path / "s.sqlite3"
+    async with SqliteState(path) as state:
+        journal = SqliteJournal(state)
+        await state.mark_handled("telegram", 7)
+        fail_commits_after_a_mark(state.writer.connection)
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await journal.append([make_event(1)])
+        assert not state.writer.connection.in_transaction
+        assert [(platform, update_id) for platform, update_id, _ in state.batch.handled] == [("telegram", 7)]
+        async with SqliteState(path) as other:
+            assert await SqliteJournal(other).entries() == []
+            assert not await other.is_handled("telegram", 7)
+        state.writer.connection.execute("DROP TRIGGER break_the_commit")
+        assert ids(await journal.append([make_event(2)])) == [2]
+        assert not state.batch
+        async with SqliteState(path) as other:
+            assert ids(await SqliteJournal(other).entries()) == [2]
+            assert await other.is_handled("telegram", 7)
+
+
 async def test_a_batch_waits_for_another_process_that_writes_the_file(tmp_path: Path) -> None:
     """The loop's connection does not wait for a lock (SQLite's busy wait would hold the event loop,
     and every chat, for seconds): while another process writes the file, the batch is tried again
