@@ -143,8 +143,8 @@ async def test_a_batch_cancelled_during_its_commit_is_on_disk_whole(tmp_path: Pa
 def fail_commits_after_a_mark(db: sqlite3.Connection) -> None:
     """Make each COMMIT on ``db`` fail once a handled mark was written in its transaction.
 
-    SQLite checks a deferred foreign key at COMMIT: a temporary trigger adds a row that breaks one
-    with every mark, so the statements succeed and the COMMIT itself is refused.
+    SQLite checks a deferred foreign key at COMMIT: with every mark, a temporary trigger adds a row
+    that breaks one, so the statements succeed and the COMMIT itself is refused.
     """
     db.executescript(
         """
