@@ -21,6 +21,13 @@ def ids(entries: list[tuple[int, Event]]) -> list[int]:
     return [event.update_id for _, event in entries]
 
 
+async def on_disk(path: Path, update_id: int) -> tuple[list[int], bool]:
+    """What the next process finds in the file: the journal's update ids, and whether the Telegram
+    update ``update_id`` is marked handled."""
+    async with SqliteState(path) as other:
+        return ids(await SqliteJournal(other).entries()), await other.is_handled("telegram", update_id)
+
+
 async def test_a_batch_is_journaled_once_and_read_back_in_the_order_taken(tmp_path: Path) -> None:
     """append returns the new entries with growing seqs; a redelivered update is not journaled twice."""
     async with SqliteState(tmp_path / "s.sqlite3") as state:
@@ -42,9 +49,7 @@ async def test_the_journal_survives_a_process_that_never_closed_the_file(tmp_pat
     async with SqliteState(path) as crashed:
         journal = SqliteJournal(crashed)
         await journal.append([make_event(1), make_event(2)])
-        async with SqliteState(path) as restarted:  # the next process
-            read = SqliteJournal(restarted)
-            assert ids(await read.entries()) == [1, 2]
+        assert await on_disk(path, 1) == ([1, 2], False)
 
 
 async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_path: Path) -> None:
@@ -55,15 +60,9 @@ async def test_a_finished_update_leaves_the_journal_with_its_handled_mark(tmp_pa
         await journal.append([make_event(1), make_event(2)])
         await state.mark_handled("telegram", 1)
         await journal.remove("telegram", 1)
-        async with SqliteState(path) as other:
-            read = SqliteJournal(other)
-            assert ids(await read.entries()) == [1, 2]
-            assert not await other.is_handled("telegram", 1)
+        assert await on_disk(path, 1) == ([1, 2], False)
         await state.flush()
-        async with SqliteState(path) as other:
-            read = SqliteJournal(other)
-            assert ids(await read.entries()) == [2]
-            assert await other.is_handled("telegram", 1)
+        assert await on_disk(path, 1) == ([2], True)
 
 
 async def test_the_loop_connection_syncs_every_commit_and_never_checkpoints(tmp_path: Path) -> None:
@@ -89,10 +88,7 @@ async def test_a_batch_and_the_marks_pending_are_one_transaction(tmp_path: Path)
         await journal.remove("telegram", 1)
         await journal.append([make_event(2)])
         assert not state.batch
-        async with SqliteState(path) as other:
-            read = SqliteJournal(other)
-            assert ids(await read.entries()) == [2]
-            assert await other.is_handled("telegram", 1)
+        assert await on_disk(path, 1) == ([2], True)
 
 
 async def test_the_loop_connections_commits_reach_the_file_by_checkpoints(tmp_path: Path) -> None:
@@ -133,10 +129,7 @@ async def test_a_batch_cancelled_during_its_commit_is_on_disk_whole(tmp_path: Pa
         with pytest.raises(asyncio.CancelledError):
             await append
         assert not state.batch  # committed with the batch, not put back for another commit
-        async with SqliteState(path) as other:
-            read = SqliteJournal(other)
-            assert ids(await read.entries()) == [1]
-            assert await other.is_handled("telegram", 7)
+        assert await on_disk(path, 7) == ([1], True)
         assert ids(await journal.append([make_event(2)])) == [2]
 
 
@@ -169,15 +162,11 @@ async def test_a_batch_whose_commit_fails_leaves_nothing_and_keeps_its_marks(tmp
             await journal.append([make_event(1)])
         assert not state.writer.connection.in_transaction
         assert [(platform, update_id) for platform, update_id, _ in state.batch.handled] == [("telegram", 7)]
-        async with SqliteState(path) as other:
-            assert await SqliteJournal(other).entries() == []
-            assert not await other.is_handled("telegram", 7)
+        assert await on_disk(path, 7) == ([], False)
         state.writer.connection.execute("DROP TRIGGER break_the_commit")
         assert ids(await journal.append([make_event(2)])) == [2]
         assert not state.batch
-        async with SqliteState(path) as other:
-            assert ids(await SqliteJournal(other).entries()) == [2]
-            assert await other.is_handled("telegram", 7)
+        assert await on_disk(path, 7) == ([2], True)
 
 
 async def test_a_batch_waits_for_another_process_that_writes_the_file(tmp_path: Path) -> None:
