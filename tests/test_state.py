@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -223,6 +224,32 @@ async def test_sqlite_greeting_still_in_the_write_batch_is_known(
         assert not await state.is_greeted("telegram", 2)  # chat 1 leaves memory
         assert await state.is_greeted("telegram", 1)
         assert await state.get_dialog("telegram", 1) == Dialog("rename", 1, NOW)
+
+
+async def test_sqlite_chat_read_waits_for_no_commit_and_sees_what_it_writes(
+    state_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat read while a batch's COMMIT runs (its fsync) neither waits for it nor misses its greeting."""
+    monkeypatch.setattr(tgs3bot.state.sqlite_schema, "CHAT_CACHE_LIMIT", 1)
+    gate = threading.Event()
+    async with SqliteState(state_path) as state:
+        await state.mark_greeted("telegram", 1)
+        assert not await state.is_greeted("telegram", 2)  # chat 1 leaves memory
+        committer = state.writer._committer
+        assert committer is not None
+        committer.submit(gate.wait)  # the COMMIT below waits behind this: held open
+        try:
+            flushing = asyncio.create_task(state.flush())
+            await asyncio.sleep(0)  # the flush writes the greeting; its COMMIT waits behind the gate
+            assert state.batch.committing is not None
+            reads = asyncio.gather(state.is_greeted("telegram", 1), state.is_greeted("telegram", 3))
+            assert list(await asyncio.wait_for(reads, timeout=30)) == [True, False]
+            assert not flushing.done()
+        finally:
+            gate.set()
+        await flushing
+        assert state.batch.committing is None
+        assert await state.is_greeted("telegram", 1)
 
 
 async def test_sqlite_state_prunes_old_handled_ids_at_open(state_path: Path) -> None:

@@ -43,7 +43,8 @@ class SqliteState(UniqueIdNotes):
     queries per update cost ~0.65 ms, more than the rest of a text reply):
 
     - a chat's greeting and dialog are read together, once, and then kept in memory (only this
-      process writes them); dialogs are written through;
+      process writes them); dialogs are written through. That read runs on the loop, on the
+      writer's reader (``sqlite_loop`` says why);
     - handled ids are remembered in memory for this run, and every id handled before this run or
       dropped from memory is at most ``_unknown_above`` (per platform: each numbers its own
       updates), so only such an id asks the database.
@@ -172,11 +173,11 @@ class SqliteState(UniqueIdNotes):
         """The chat's greeting and dialog: from memory, or from the disk in one query."""
         if (chat := self._chats.get(key)) is not None:
             return chat
-        row = await self._fetchone(schema.LOAD_CHAT_SQL, key)
-        assert row is not None  # the LEFT JOIN on one row yields one row
+        # On the loop, without the lock; the LEFT JOIN on one row yields one row.
+        [row] = self.writer.reader.execute(schema.LOAD_CHAT_SQL, key).fetchall()
         greeted, kind, file_id, started_at = row
         dialog = None if kind is None else Dialog(str(kind), int(file_id), float(started_at))
-        chat = _Chat(greeted=bool(greeted) or key in self.batch.greeted, dialog=dialog)
+        chat = _Chat(greeted=bool(greeted) or self.batch.greets(key), dialog=dialog)
         if len(self._chats) >= schema.CHAT_CACHE_LIMIT:
             self._chats.clear()  # start over from the disk rather than grow without end
         self._chats[key] = chat

@@ -21,9 +21,16 @@ class WriteBatch:
         self.handled: list[tuple[str, int, float]] = []  # (platform, update id, when)
         self.greeted: set[tuple[str, int]] = set()  # (platform, chat id)
         self.finished: list[tuple[str, int]] = []  # (platform, update id) to remove from the journal
+        # What a COMMIT still running took: written, not yet readable by the state's other
+        # connections, so a read from the file must still see it here.
+        self.committing: WriteBatch | None = None
 
     def __len__(self) -> int:
         return len(self.handled) + len(self.greeted) + len(self.finished)
+
+    def greets(self, chat: tuple[str, int]) -> bool:
+        """Whether a greeting of ``chat`` is pending or being committed (not readable from the file yet)."""
+        return chat in self.greeted or (self.committing is not None and chat in self.committing.greeted)
 
     def write(self, db: sqlite3.Connection) -> WriteBatch:
         """Execute the pending writes on ``db`` (the caller commits) and return them, taken out.

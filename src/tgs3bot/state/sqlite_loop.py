@@ -20,7 +20,12 @@ Neither a lock nor a checkpoint makes the loop wait on the disk:
   the file it sleeps and tries again, up to ``BUSY_TIMEOUT_S``;
 - it never checkpoints (``wal_autocheckpoint=0``; a checkpoint copies the WAL into the file and
   fsyncs it): ``checkpoint`` does that on a thread, with a connection of its own;
-- the journal's reads have a connection of their own (``reader``), never held up by a commit.
+- reads have a connection of their own (``reader``), never held up by a commit (a WAL reader
+  waits for no writer): the journal's, and each chat's first read (its greeting and dialog). On
+  the loop such a read takes tens of microseconds; through aiosqlite it took a trip to that thread
+  and the state's lock, and while a batch's COMMIT held that lock through its fsync, every new
+  chat's first message waited for it. What a COMMIT in flight wrote is not readable yet: the
+  ``WriteBatch`` keeps it (``committing``) until the COMMIT ends.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from tgs3bot.state.sqlite_batch import WriteBatch
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for another process's lock (sqlite3's own default)
 BUSY_FIRST_SLEEP_S = 0.001
 BUSY_MAX_SLEEP_S = 0.1
+CLOSED = "SqliteState is used outside `async with` (its loop connections are closed)"
 
 
 class LoopWriter:
@@ -76,14 +82,14 @@ class LoopWriter:
     def connection(self) -> sqlite3.Connection:
         """The connection the batches are written on."""
         if self._db is None:
-            raise RuntimeError("the state file's loop connection is used while closed")
+            raise RuntimeError(CLOSED)
         return self._db
 
     @property
     def reader(self) -> sqlite3.Connection:
         """A connection for reads on the loop (committed rows only)."""
         if self._reader is None:
-            raise RuntimeError("the state file's loop connection is used while closed")
+            raise RuntimeError(CLOSED)
         return self._reader
 
     async def commit_when_free(
@@ -126,6 +132,7 @@ class LoopWriter:
     ) -> None:
         """COMMIT on the committer's thread; if it fails, ``taken`` goes back into the batch."""
         committing = asyncio.get_running_loop().run_in_executor(self._committer, _commit, db)
+        batch.committing = taken  # until the COMMIT ends, reads on the loop find these here
         try:
             await asyncio.shield(committing)  # cancelled or not, the COMMIT runs to its end
         except asyncio.CancelledError:
@@ -136,6 +143,8 @@ class LoopWriter:
         except BaseException:
             batch.restore(taken)  # not on disk: the next transaction writes them
             raise
+        finally:
+            batch.committing = None
 
     async def checkpoint(self) -> None:
         """Copy what this connection committed into the file, on a thread (PASSIVE: it waits for no one)."""
