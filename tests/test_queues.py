@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -183,3 +184,99 @@ async def test_a_chat_spilled_after_it_drained_gets_its_new_events_not_its_finis
     assert (queue.qsize(), queue.backlog) == (0, 0)
     await journal.flush()
     assert await journal.entries() == []  # nothing left behind for the next start
+
+
+async def test_once_half_is_free_the_poller_asks_for_a_whole_queue_and_what_does_not_fit_spills() -> None:
+    """The batch is the queue's size, not its room (one commit per batch): memory never holds more
+    than ``maxsize``, the rest waits in the journal, and all of it is handed out."""
+    journal = MemoryJournal()
+    queue = await queue_holding(10, *(make_event(n, chat_id=n) for n in range(1, 7)), journal=journal)
+    waiting = asyncio.create_task(queue.wait_for_room())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # 4 free: less than half
+    await handle_all(queue, 1)
+    assert await asyncio.wait_for(waiting, DEADLINE_S) == 10  # 5 free: it asks for 10
+    await queue.put_batch([make_event(n, chat_id=n) for n in range(10, 20)])
+    assert (queue.qsize(), queue.backlog) == (10, 5)
+    taken = []
+    for _ in range(15):
+        assert queue.qsize() <= 10
+        taken.extend(await handle_all(queue, 1))
+    assert [e.update_id for e in taken] == [*range(2, 7), *range(10, 20)]  # spilled ones in order
+    assert (queue.qsize(), queue.backlog, await journal.entries()) == (0, 0, [])
+
+
+class CountedJournal(MemoryJournal):
+    """A memory journal that counts its reads of one chat's entries (the queue's refills)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refills: list[int] = []  # entries read per refill read
+
+    async def entries(
+        self, chat: tuple[str, int] | None = None, *, after_seq: int = 0, limit: int = -1
+    ) -> list[tuple[int, Event]]:
+        found = await super().entries(chat, after_seq=after_seq, limit=limit)
+        if chat is not None:
+            self.refills.append(len(found))
+        return found
+
+
+async def test_spilled_events_are_read_back_a_tenth_of_the_queue_at_a_time() -> None:
+    """While chats are ready for the workers, a refill waits for room for a tenth of the queue and
+    reads that much at once, not one event per finished one."""
+    journal = CountedJournal()
+    queue = ChatQueue(40, journal, share=10)
+    await queue.__aenter__()
+    await queue.put_batch([make_event(n, chat_id=n) for n in range(1, 41)])  # memory full
+    await queue.put_batch([make_event(100 + n, chat_id=99) for n in range(20)])
+    assert (queue.qsize(), queue.backlog) == (40, 20)
+    await handle_all(queue, 3)
+    assert journal.refills == []  # 3 free: less than a tenth
+    await handle_all(queue, 1)
+    assert journal.refills == [4]
+    assert (queue.qsize(), queue.backlog) == (40, 16)
+
+
+async def test_a_spilled_event_is_read_back_at_once_when_no_chat_is_ready() -> None:
+    """Below a tenth of free room, a refill still happens when the workers would otherwise idle."""
+    queue = ChatQueue(40, MemoryJournal(), share=10)
+    await queue.__aenter__()
+    await queue.put_batch([make_event(n, chat_id=n) for n in range(1, 40)])
+    in_progress = [await asyncio.wait_for(queue.get(), DEADLINE_S) for _ in range(39)]
+    await queue.put_batch([make_event(100 + n, chat_id=99) for n in range(3)])  # 1 held, 2 spilled
+    first = await asyncio.wait_for(queue.get(), DEADLINE_S)
+    await queue.task_done(first)  # 1 free, nothing ready
+    second = await asyncio.wait_for(queue.get(), DEADLINE_S)
+    assert (first.update_id, second.update_id, len(in_progress)) == (100, 101, 39)
+
+
+class HeldJournal(MemoryJournal):
+    """A memory journal whose ``append`` waits for ``release``, as a batch's COMMIT does for its fsync."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.appending = asyncio.Event()
+
+    async def append(self, events: Sequence[Event]) -> list[tuple[int, Event]]:
+        self.appending.set()
+        await self.release.wait()
+        return await super().append(events)
+
+
+async def test_a_worker_finishing_an_event_does_not_wait_for_a_batch_being_journaled() -> None:
+    """A finished event's refill goes ahead while the next batch's COMMIT is still running."""
+    journal = HeldJournal()
+    journal.release.set()
+    queue = await queue_holding(2, make_event(1, chat_id=1), make_event(2, chat_id=2), journal=journal)
+    await queue.put_batch([make_event(3, chat_id=3)])  # spilled: memory is full
+    journal.release.clear()
+    putting = asyncio.create_task(queue.put_batch([make_event(4, chat_id=4)]))
+    await asyncio.wait_for(journal.appending.wait(), DEADLINE_S)
+    taken = await asyncio.wait_for(handle_all(queue, 3), DEADLINE_S)  # no wait for the COMMIT
+    assert [e.update_id for e in taken] == [1, 2, 3]
+    assert not putting.done()
+    journal.release.set()
+    await asyncio.wait_for(putting, DEADLINE_S)
+    assert [e.update_id for e in await handle_all(queue, 1)] == [4]

@@ -81,7 +81,7 @@ class UpdateQueue(Protocol):
         ...
 
     async def wait_for_room(self) -> int:
-        """Wait until the queue can take another batch (the poller's backpressure); return its room."""
+        """Wait until the queue can take another batch (the poller's backpressure); return its size."""
         ...
 
     async def get(self) -> Event:

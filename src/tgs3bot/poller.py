@@ -75,10 +75,10 @@ class Poller:
         structlog.contextvars.bind_contextvars(platform=self.platform.name)  # this task's lines
         log.info("poller_started", timeout_s=self._poll_timeout_s)
         while True:
-            room = await self._queue.wait_for_room()
+            limit = await self._queue.wait_for_room()
             try:
                 with metrics.poll_round_trip():
-                    batch = await self.platform.get_updates(self.offset, self._poll_timeout_s, limit=room)
+                    batch = await self.platform.get_updates(self.offset, self._poll_timeout_s, limit=limit)
             except RetryAfter as exc:
                 log.warning("poll_rate_limited", retry_after_s=exc.retry_after_s)
                 await asyncio.sleep(exc.retry_after_s)
