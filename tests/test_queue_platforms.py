@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.helpers import make_event
+from tests.helpers import eventually, make_event
 from tests.test_queue_redis import DEADLINE_S, assert_nothing_left
 from tests.test_queues import queue_holding
+from tgs3bot.backends import open_backends
+from tgs3bot.config import Settings
 from tgs3bot.errors import LeaseLost
+from tgs3bot.events import to_json
 from tgs3bot.lease import PollerLease
 from tgs3bot.queues.journal import MemoryJournal
 from tgs3bot.queues.redis import RedisQueue
@@ -63,3 +68,78 @@ async def test_each_platform_has_its_own_poller_lease_and_fence(redis_url: str, 
         await both.put_batch([make_event(3, chat_id=3)])
         await both.put_batch([make_event(3, chat_id=3, platform="vk")])
     assert await raw.exists("tgs3bot:seen:3", "tgs3bot:seen:vk:3", "tgs3bot:seen:vk:1") == 3
+
+
+async def test_a_process_takes_only_its_own_platforms_updates(redis_url: str, raw: aioredis.Redis) -> None:
+    """A process configured for Telegram only never takes a VK update: it waits in VK's stream for a
+    process that has VK's settings (none is dropped), while Telegram's still come to the first."""
+    vk, telegram = make_event(1, chat_id=5, platform="vk"), make_event(2, chat_id=5)
+    async with (
+        RedisQueue(redis_url, queue_size=10, platforms=["telegram"]) as telegram_only,
+        RedisQueue(redis_url, queue_size=10, platforms=["vk"]) as vk_only,
+    ):
+        await telegram_only.put_batch([vk])
+        waiting = asyncio.create_task(telegram_only.get())  # first in line for the VK update's turn
+        assert await asyncio.wait_for(vk_only.get(), DEADLINE_S) == vk
+        await vk_only.task_done(vk)
+        await telegram_only.put_batch([telegram])
+        assert await asyncio.wait_for(waiting, DEADLINE_S) == telegram
+        await telegram_only.task_done(telegram)
+    await assert_nothing_left(raw)
+
+
+async def test_a_vk_turn_an_older_version_left_in_ready_moves_to_vks_stream(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """Before each platform had a stream, every turn was in ``ready``: a Telegram-only process that
+    reads a VK one there hands it on to VK's stream, where a VK process takes it."""
+    vk = make_event(1, chat_id=5, platform="vk")
+    body = to_json(vk)
+    await raw.rpush("tgs3bot:lane:vk:5", body)
+    await raw.sadd("tgs3bot:active", "vk:5")
+    await raw.mset({"tgs3bot:queued": 1, "tgs3bot:admitted": 1})
+    await raw.xgroup_create("tgs3bot:ready", "workers", id="0", mkstream=True)
+    await raw.xadd("tgs3bot:ready", {"chat": "vk:5", "body": body, "fresh": "1"})
+    async with RedisQueue(redis_url, queue_size=10, platforms=["telegram"]) as telegram_only:
+        waiting = asyncio.create_task(telegram_only.get())
+
+        async def moved() -> bool:
+            return await raw.xlen("tgs3bot:ready") == 0 and await raw.xlen("tgs3bot:ready:vk") == 1
+
+        await eventually(moved)
+        async with RedisQueue(redis_url, queue_size=10, platforms=["vk"]) as vk_only:
+            assert await asyncio.wait_for(vk_only.get(), DEADLINE_S) == vk
+            await vk_only.task_done(vk)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    await assert_nothing_left(raw)
+
+
+async def test_a_vk_process_finishes_a_vk_turn_an_older_version_left_in_ready(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """A process with VK's settings (here VK's only, as a bot without Telegram runs) handles such a
+    turn where it is, acknowledges it there, and the chat's next turn is in VK's stream."""
+    first, second = make_event(1, chat_id=5, platform="vk"), make_event(2, chat_id=5, platform="vk")
+    await raw.rpush("tgs3bot:lane:vk:5", to_json(first), to_json(second))
+    await raw.sadd("tgs3bot:active", "vk:5")
+    await raw.mset({"tgs3bot:queued": 2, "tgs3bot:admitted": 1})  # a share of 1
+    await raw.xgroup_create("tgs3bot:ready", "workers", id="0", mkstream=True)
+    await raw.xadd("tgs3bot:ready", {"chat": "vk:5", "body": to_json(first), "fresh": "1"})
+    async with RedisQueue(redis_url, queue_size=10, platforms=["vk"]) as vk_only:
+        assert await asyncio.wait_for(vk_only.get(), DEADLINE_S) == first
+        await vk_only.task_done(first)
+        assert await raw.xlen("tgs3bot:ready:vk") == 1  # the next turn
+        assert await asyncio.wait_for(vk_only.get(), DEADLINE_S) == second
+        await vk_only.task_done(second)
+    await assert_nothing_left(raw)
+
+
+async def test_a_process_reads_the_streams_of_the_platforms_it_has_settings_for(
+    settings_for: Callable[..., Settings], redis_url: str
+) -> None:
+    """The bot's Redis queue is given the settings' platforms: here Telegram's only."""
+    async with AsyncExitStack() as stack:
+        queue = (await open_backends(stack, settings_for(redis_url=redis_url))).queue
+        assert isinstance(queue, RedisQueue)
+        assert (queue.platforms, queue.streams) == (frozenset({"telegram"}), ["tgs3bot:ready:telegram"])

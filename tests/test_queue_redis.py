@@ -79,13 +79,14 @@ async def assert_nothing_left(raw: aioredis.Redis) -> None:
     """Only bounded keys remain once every event is done: no lanes, no turns, nothing admitted."""
     keys = [text(key) for key in await raw.keys("tgs3bot:*")]
     assert [k for k in keys if k.startswith(("tgs3bot:lane:", "tgs3bot:active"))] == []
-    assert await raw.xlen("tgs3bot:ready") == 0
+    streams = ("tgs3bot:ready:telegram", "tgs3bot:ready:vk", "tgs3bot:ready")  # the last: older versions'
+    assert [await raw.xlen(stream) for stream in streams] == [0, 0, 0]
     assert await raw.mget("tgs3bot:admitted", "tgs3bot:queued") == ["0", "0"]
     for key in keys:
         if key.startswith("tgs3bot:seen:"):
             assert await raw.ttl(key) > 0
     assert {k for k in keys if not k.startswith("tgs3bot:seen:")} <= {
-        "tgs3bot:ready",
+        *streams,
         "tgs3bot:admitted",
         "tgs3bot:queued",
         "tgs3bot:room",
@@ -207,7 +208,7 @@ async def test_a_poller_without_the_lease_cannot_enqueue(redis_url: str, raw: ai
         await lease.release()
         with pytest.raises(LeaseLost):
             await holder.put_batch([make_event(3, chat_id=3)])
-        assert await raw.xlen("tgs3bot:ready") == 1
+        assert await raw.xlen("tgs3bot:ready:telegram") == 1
         assert not await raw.exists("tgs3bot:seen:2", "tgs3bot:seen:3")
 
 
@@ -241,5 +242,5 @@ async def test_get_reads_the_event_from_the_turn(redis_url: str, raw: aioredis.R
         await queue.task_done(event)
         await raw.rpush("tgs3bot:lane:2", to_json(make_event(2, chat_id=2)))
         await raw.sadd("tgs3bot:active", 2)
-        await raw.xadd("tgs3bot:ready", {"chat": 2})
+        await raw.xadd("tgs3bot:ready", {"chat": 2})  # where older versions put turns
         assert await asyncio.wait_for(queue.get(), DEADLINE_S) == make_event(2, chat_id=2)

@@ -100,7 +100,7 @@ async def test_two_work_processes_share_forty_documents_keeping_each_chats_order
     try:
         keys = {key async for key in client.scan_iter("tgs3bot:lane:*")}
         assert keys == set()  # finished lanes are deleted
-        assert await client.xlen("tgs3bot:ready") == 0
+        assert await client.xlen("tgs3bot:ready:telegram") == 0
     finally:
         await client.aclose()
 

@@ -76,7 +76,7 @@ async def test_a_handled_mark_left_to_a_done_that_never_came_is_written_on_close
         await state.mark_handled(TG, 1)
     assert await raw.exists(handled_key("tgs3bot:", TG, 1))
     assert not await raw.exists("tgs3bot:lane:1")
-    assert await raw.xlen("tgs3bot:ready") == 0
+    assert await raw.xlen("tgs3bot:ready:telegram") == 0
 
 
 async def test_marks_are_written_at_once_while_draining(redis_url: str, raw: aioredis.Redis) -> None:
@@ -144,10 +144,11 @@ async def test_a_vk_and_a_telegram_chat_of_one_number_bring_their_own_state_and_
         await state.set_dialog(TG, 5, tg_dialog)
         await state.mark_greeted(TG, 5)
         vk, tg = make_event(7, chat_id=5, platform=VK), make_event(7, chat_id=5)
-        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2), vk, tg])
+        await queue.put_batch([make_event(1, chat_id=1), make_event(2, chat_id=2)])
         first, second = [await asyncio.wait_for(queue.get(), DEADLINE_S) for _ in range(2)]
-        await queue.task_done(first)  # takes VK chat 5's turn
-        await queue.task_done(second)  # takes Telegram chat 5's turn
+        await queue.put_batch([vk, tg])
+        await queue.task_done(first)  # takes a chat 5's turn (from one platform's stream)
+        await queue.task_done(second)  # takes the other's (the streams are tried in turn)
         held = {(await asyncio.wait_for(queue.get(), DEADLINE_S)).platform for _ in range(2)}
         assert held == {VK, TG}
         before = await commands_run(raw)
@@ -215,7 +216,7 @@ async def test_a_claimed_turn_of_an_already_handled_update_is_not_answered_again
     async with RedisQueue(redis_url, queue_size=10) as seeding:
         await seeding.put_batch([make_event(SEEDED, chat_id=CHAT)])
     await raw.sadd("tgs3bot:greeted", CHAT)
-    assert await raw.xreadgroup("workers", "dead-worker", {"tgs3bot:ready": ">"}, count=1)
+    assert await raw.xreadgroup("workers", "dead-worker", {"tgs3bot:ready:telegram": ">"}, count=1)
     await raw.set(HANDLED, "1")  # it answered and marked the update, then died
     bot = await start_bot(redis_url=redis_url, redis_claim_idle_s=0.5)
     assert await answered_once_after(telegram, bot) == [replies.DOCUMENT_REQUIRED]

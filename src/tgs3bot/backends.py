@@ -68,6 +68,7 @@ async def _open_redis(stack: AsyncExitStack, settings: Settings, url: str) -> Ba
         claim_idle_s=settings.redis_claim_idle_s,
         lease_token=token,
         max_connections=settings.concurrent_workers + 8,
+        platforms=settings.platforms,
     )
     await stack.enter_async_context(queue)
     state.held = queue.turns  # a held update's handled lookup and mark ride on the queue's round trips

@@ -69,7 +69,7 @@ class Worker:
             ctx = self._contexts.get(event.platform)
             route, outcome, answered = "none", "ok", False
             try:
-                if ctx is None:  # queued (Redis) by a poller of a platform this process lacks
+                if ctx is None:  # a platform this process lacks: its queue hands out none (a guard)
                     outcome = "platform_not_configured"
                     log.error("update_of_unconfigured_platform", served=sorted(self._contexts))
                 elif await ctx.state.is_handled(event.platform, event.update_id):

@@ -5,11 +5,15 @@
 - ``lane:{chat}``: LIST of the chat's events (``events.to_json``) in order; the head is in
   progress, or next. Redis deletes the list when its last event is done. ``{chat}``, ``{update}``:
   ``redis_client.scoped`` (Telegram's ids bare, another platform's as ``vk:5``).
-- ``ready``: STREAM with the consumer group ``workers``: one entry (a *turn*: ``chat``; ``body``,
-  the lane's head, so a get needs no LINDEX but for an older version's entry; ``fresh``) per chat
-  with a lane. XREADGROUP gives a turn to one consumer; while it is in that consumer's pending
-  list nobody else can take the chat: per-chat order across processes. Done turns are XACKed
-  *and* XDELed.
+- ``ready:telegram``, ``ready:vk``: a STREAM per platform with the consumer group ``workers``: one
+  entry (a *turn*: ``chat``; ``body``, the lane's head, so a get needs no LINDEX but for an older
+  version's entry; ``fresh``) per chat with a lane. XREADGROUP gives a turn to one consumer; while
+  it is in that consumer's pending list nobody else can take the chat: per-chat order across
+  processes. Done turns are XACKed *and* XDELed. A process takes turns from the streams of the
+  platforms it is configured for (``platforms``) only: a ``work`` process without VK's settings
+  never takes a VK update, which waits, durable, for one that has them. Every process also reads
+  ``ready``, where older versions put every platform's turns: a turn of a platform it serves is
+  handled, another's handed on to its platform's stream (``release``).
 - ``active``: SET of chats that have a lane (so a chat never has two turns).
 - ``admitted``: Σ over lanes of min(length, share), kept under ``queue_size`` by ``wait_for_room``
   as ``ChatQueue`` bounds memory: one chat sending hundreds of files counts for ``share`` events,
@@ -42,6 +46,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Self
 
 import redis.asyncio as aioredis
@@ -50,14 +55,13 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
-from tgs3bot.errors import LeaseLost
-from tgs3bot.events import Event, from_json, to_json
+from tgs3bot.events import Event, from_json
 from tgs3bot.queues import redis_scripts as lua
-from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
 from tgs3bot.queues.redis_batch import ScriptBatch
+from tgs3bot.queues.redis_intake import Intake
 from tgs3bot.queues.redis_turns import Turn, Turns
 from tgs3bot.queues.redis_upkeep import Upkeep
-from tgs3bot.redis_client import BLOCK_CAP_S, event_keys, lease_key, open_client, text
+from tgs3bot.redis_client import event_keys, open_client, platform_of, text
 from tgs3bot.state.redis import dialogs_key, greeted_key, handled_key
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
@@ -79,23 +83,27 @@ class RedisQueue:
         consumer: str | None = None,
         lease_token: str | None = None,
         max_connections: int = 100,
+        platforms: Sequence[str] = ("telegram", "vk"),
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        self.queue_size = queue_size
-        self.share = default_share(queue_size)  # the same bounds as the in-process ChatQueue
-        self.batch_floor = max(1, queue_size // 4)
-        self.backlog_limit = BACKLOG_FACTOR * queue_size
+        if not platforms:
+            raise ValueError("platforms must name at least one platform")
+        self._intake = Intake(queue_size, prefix, lease_token)  # the poller's side
+        self.queue_size, self.share = queue_size, self._intake.share  # ChatQueue's bounds
+        self.batch_floor, self.backlog_limit = self._intake.batch_floor, self._intake.backlog_limit
         self.claim_idle_s = claim_idle_s
         self.prefix = prefix
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.lease_token = lease_token  # enqueue only while the poller lease holds it (None: no check)
         self.max_connections = max_connections  # each waiting get holds one: ≥ workers + a few
+        self.platforms = frozenset(platforms)  # whose turns this process takes
+        self.streams = [lua.ready_key(prefix, platform) for platform in sorted(self.platforms)]
+        self.read_streams = [*self.streams, prefix + lua.LEGACY_READY]  # gets and claims read these
+        self._next_first = 0  # the stream a done tries first, in turn, so no platform waits on another
         self._source = url_or_client
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self.turns = Turns()  # what this process owns; RedisState asks it about held updates
-        self._counts: tuple[int, int] | None = None  # (admitted, backlog) as the last enqueue left them
         self._draining = False
         self._upkeep: Upkeep | None = None
         self._dones: ScriptBatch | None = None  # ``done`` calls, sent together (``redis_batch``)
@@ -121,12 +129,15 @@ class RedisQueue:
         self._scripts = {name: client.register_script(source) for name, source in lua.SCRIPTS.items()}
         # A turn a done took joins the ready ones, even if the done's caller was cancelled since.
         self._dones = ScriptBatch(client, lua.DONE_LUA, lambda reply: self.turns.add(lua.taken_turn(reply)))
-        try:
-            await client.xgroup_create(self.prefix + "ready", lua.GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._upkeep = Upkeep(client, self._run, self.turns, self.prefix, self.consumer, self.claim_idle_s)
+        for stream in self.read_streams:
+            try:
+                await client.xgroup_create(stream, lua.GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._upkeep = Upkeep(
+            client, self._run, self.turns, self.read_streams, self.consumer, self.claim_idle_s
+        )
         self._tasks = self._upkeep.start()
         return self
 
@@ -151,7 +162,7 @@ class RedisQueue:
                 if turn.event is not None and event_keys(turn.event)[0] in marks:
                     await self._done(turn, marked=True, take=False)
                 else:
-                    await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+                    await self._release(turn)
             if self._dones is not None:
                 await self._dones.wait_sent()  # those of workers cancelled while waiting
         finally:
@@ -167,47 +178,16 @@ class RedisQueue:
         return await self._scripts[script](args=[self.prefix, *args], client=client)
 
     async def put_batch(self, events: Sequence[Event]) -> None:
-        """Queue one poll's events (one platform's) in one script; an update queued or handled
-        before is skipped, and ``LeaseLost`` raised if the queue has a lease token its platform's
-        lease does not hold."""
-        if not events:
-            return
-        lease = lease_key(events[0].platform)
-        args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or "", lease]
-        for event in events:
-            handled = handled_key(self.prefix, event.platform, event.update_id)
-            args += [*event_keys(event), to_json(event), handled]
-        try:
-            _added, admitted, queued = await self._run("enqueue", *args)
-        except ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise LeaseLost(str(exc)) from exc
-            raise
-        self._counts = (int(admitted), int(queued) - int(admitted))
+        """Queue one poll's events in one script (``redis_intake``)."""
+        await self._intake.put_batch(self._run, events)
 
     async def counts(self) -> tuple[int, int]:
         """(admitted, backlog): events counting against ``queue_size``, and the excess over shares."""
-        admitted, queued = await self.client.mget([self.prefix + "admitted", self.prefix + "queued"])
-        return int(admitted or 0), int(queued or 0) - int(admitted or 0)
+        return await self._intake.counts(self.client)
 
     async def wait_for_room(self) -> int:
-        """Wait until a batch fits (as ``ChatQueue``: room for ``batch_floor``, backlog under its
-        limit); return the room, which the poller asks for as its batch's limit.
-
-        The counts the last ``put_batch`` returned serve once (``done`` only lowers them since);
-        then a token in ``room``, which ``done`` leaves with the room only once the condition
-        holds (``put_batch`` drops older ones), so the poller wakes when a batch fits.
-        """
-        counts, self._counts = self._counts, None
-        while True:
-            admitted, backlog = counts if counts is not None else await self.counts()
-            if self.queue_size - admitted >= self.batch_floor and backlog < self.backlog_limit:
-                return self.queue_size - admitted
-            # The timeout only bounds the cost of a token taken by someone else.
-            token = await self.client.blpop([self.prefix + "room"], timeout=BLOCK_CAP_S)
-            if token is not None:
-                return int(token[1])
-            counts = None
+        """Wait until a batch fits; return the room (``redis_intake``)."""
+        return await self._intake.wait_for_room(self.client)
 
     async def get(self) -> Event:
         """The head event of the next chat whose turn comes; the chat is this process's until done.
@@ -234,21 +214,32 @@ class RedisQueue:
                 return event
 
     async def _read_turn(self) -> Turn | None:
-        """A new turn from the stream, or None if none came within the block time."""
+        """A new turn from this process's streams, or None if none came within the block time.
+
+        COUNT is per stream: turns from a second stream are owned too, and wait in ``turns.ready``.
+        """
         block_ms = max(10, int(min(MAX_BLOCK_S, self.claim_idle_s / 2) * 1000))  # BLOCK 0: forever
-        streams: dict[KeyT, StreamIdT] = {self.prefix + "ready": ">"}
+        streams: dict[KeyT, StreamIdT] = dict.fromkeys(self.read_streams, ">")
         reply: Any = await self.client.xreadgroup(lua.GROUP, self.consumer, streams, count=1, block=block_ms)
-        return lua.first_turn(reply)
+        turns = lua.new_turns(reply)
+        self.turns.ready.extend(turns[1:])
+        return turns[0] if turns else None
 
     async def _open(self, turn: Turn) -> Event | None:
-        """Hold the turn with its head event; None if there is nothing to hand out."""
-        body = turn.body or await self.client.lindex(f"{self.prefix}lane:{turn.chat_id}", 0)
+        """Hold the turn with its head event; None if there is nothing to hand out here."""
+        # A turn of another platform (from ``ready``, an older version's) goes to its own stream.
+        theirs = platform_of(turn.chat_id) not in self.platforms
+        body = "" if theirs else turn.body or await self.client.lindex(f"{self.prefix}lane:{turn.chat_id}", 0)
         if not body or self._draining:  # an empty lane, or a drain started meanwhile
-            await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+            await self._release(turn)
             return None
         event = from_json(body)
-        self.turns.hold(Turn(turn.entry_id, turn.chat_id, text(body), turn.fresh, event, turn.chat_state))
+        self.turns.hold(replace(turn, body=text(body), event=event))
         return event
+
+    async def _release(self, turn: Turn) -> None:
+        """Hand the turn back untouched (its chat's next turn goes to its platform's stream)."""
+        await self._run("release", turn.stream, turn.chat_id, turn.entry_id, self.consumer)
 
     async def task_done(self, event: Event) -> None:
         """Finish the chat's head event (with its handled mark, if left to the queue), give the
@@ -273,8 +264,13 @@ class RedisQueue:
         event = turn.event
         handled = handled_key(self.prefix, event.platform, event.update_id) if marked else ""
         args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, int(take))
-        reply = await self._dones(self.prefix, *args, *self._done_settings)
+        reply = await self._dones(self.prefix, *args, *self._done_settings, turn.stream, *self._take_order())
         return int(reply[0])
+
+    def _take_order(self) -> list[str]:
+        """This process's streams, starting with a different one each time."""
+        first, self._next_first = self._next_first, (self._next_first + 1) % len(self.streams)
+        return self.streams[first:] + self.streams[:first]
 
     async def drain(self) -> None:
         """Stop handing out events; return once every event this process took is done.
@@ -289,8 +285,7 @@ class RedisQueue:
     async def _release_ready(self) -> None:
         ready = self.turns.ready
         while ready:
-            turn = ready.popleft()
-            await self._run("release", turn.chat_id, turn.entry_id, self.consumer)
+            await self._release(ready.popleft())
 
     def unfinished(self) -> list[Event]:
         """The events this process took and has not finished, ordered by update id."""

@@ -2,14 +2,18 @@
 shapes of the stream replies it reads.
 
 Every script takes the key prefix as ARGV[1] and builds the key names from it (``lane:{chat}``,
-``ready``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update}``, and the poller lease
-whose key ``enqueue`` is given), so the queue is for a single Redis server (with replicas or
-Sentinel), not Redis Cluster. The consumer group on ``ready`` is always ``workers``. A ``{chat}``
-or ``{update}`` is ``redis_client.scoped``: Telegram's ids bare, another platform's as ``vk:5``,
-so the chats and updates of two platforms never share a key, a greeting or a dialog.
+``ready:{platform}``, ``active``, ``queued``, ``admitted``, ``room``, ``seen:{update}``, and the
+poller lease whose key ``enqueue`` is given), so the queue is for a single Redis server (with replicas or
+Sentinel), not Redis Cluster. A ``{chat}`` or ``{update}`` is ``redis_client.scoped``: Telegram's
+ids bare, another platform's as ``vk:5``, so the chats and updates of two platforms never share a
+key, a greeting or a dialog. Each platform's turns have a stream of their own (``ready_key``:
+``ready:telegram``, ``ready:vk``), always with the consumer group ``workers``. ``ready`` is where
+versions before had every platform's turns (``LEGACY_READY``): nothing is added to it now, and a
+script given a turn is given its stream too, so a turn read from there is acknowledged there,
+and its chat's next turn goes to its platform's stream.
 
 The invariant they keep together: a chat is in ``active`` exactly while ``lane:{chat}`` is not
-empty, and then ``ready`` holds exactly one entry (its turn) for it, new or pending with one
+empty, and then the streams hold exactly one entry (its turn) for it, new or pending with one
 consumer. A turn's fields are ``chat`` and ``body``: the lane's head when the turn was added, which
 stays the head while the turn lives (only the turn's owner pops it, and then adds a new turn), so
 a worker reads its event from the turn, never from the lane; the lane stays the source of truth
@@ -39,24 +43,25 @@ from tgs3bot.redis_client import text
 from tgs3bot.state.redis import ChatState
 
 GROUP = "workers"
+LEGACY_READY = "ready"  # every platform's turns, before each had a stream: read to empty it
 # Tokens ``done`` keeps in ``room``: one per poller that may be waiting, i.e. per platform (the
 # lease lets one poller per platform poll), so Telegram's and VK's are woken by the same room.
 # One left over when only one waited is dropped by the next ``enqueue``.
 ROOM_TOKENS = 2
 
-# add_turn: a new turn for ``chat`` at the end of ``ready``, carrying the lane's head as ``body``
-# (``fresh``: '1' if that head has never been handed out, else '0').
-# pass_turn: the turn ``id`` of ``chat`` is over. Acknowledge and delete it; if the lane still has
-# events, the chat gets a new turn, else it stops being active (Redis has already deleted the
-# empty list).
+# add_turn: a new turn for ``chat`` at the end of its platform's stream (``ready_key``), carrying
+# the lane's head as ``body`` (``fresh``: '1' if that head has never been handed out, else '0').
+# pass_turn: the turn ``id`` of ``chat``, in ``stream``, is over. Acknowledge and delete it; if the
+# lane still has events, the chat gets a new turn, else it stops being active (Redis has already
+# deleted the empty list).
 _TURN_FUNCTIONS = """
 local function add_turn(p, chat, head, fresh)
-  redis.call('XADD', p .. 'ready', '*', 'chat', chat, 'body', head, 'fresh', fresh)
+  local platform = string.match(chat, '^(%a+):') or 'telegram'
+  redis.call('XADD', p .. 'ready:' .. platform, '*', 'chat', chat, 'body', head, 'fresh', fresh)
 end
-local function pass_turn(p, chat, id, fresh)
-  local ready = p .. 'ready'
-  redis.call('XACK', ready, 'workers', id)
-  redis.call('XDEL', ready, id)
+local function pass_turn(p, stream, chat, id, fresh)
+  redis.call('XACK', stream, 'workers', id)
+  redis.call('XDEL', stream, id)
   local head = redis.call('LINDEX', p .. 'lane:' .. chat, 0)
   if head then
     add_turn(p, chat, head, fresh)
@@ -64,8 +69,8 @@ local function pass_turn(p, chat, id, fresh)
     redis.call('SREM', p .. 'active', chat)
   end
 end
-local function owns(p, id, consumer)
-  return #redis.call('XPENDING', p .. 'ready', 'workers', id, id, 1, consumer) > 0
+local function owns(stream, id, consumer)
+  return #redis.call('XPENDING', stream, 'workers', id, id, 1, consumer) > 0
 end
 local function counts(p)
   return {tonumber(redis.call('GET', p .. 'admitted') or 0), tonumber(redis.call('GET', p .. 'queued') or 0)}
@@ -112,13 +117,14 @@ return {added, now[1], now[2]}
 # take the next turn for this consumer ('0' while draining); then the queue's settings: share,
 # handled TTL (s), the poller's room condition (queue size, batch floor, backlog limit), and the
 # keys of the greeted chats and of the dialogs (``state.redis``; a turn's ``chat`` is the chat's
-# member and field there).
+# member and field there); then the turn's stream, and the streams this consumer reads (its
+# platforms'), in the order to try them for the next turn.
 # Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
 # the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
 # turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After
 # a pop, a token (the room) goes into ``room`` if the poller's condition holds.
-# Returns {outcome}, or {outcome, next turn id, its chat, body, fresh, greeted (0/1), dialog or nil}
-# (flat: fewer elements to parse).
+# Returns {outcome}, or {outcome, next turn id, its chat, body, fresh, greeted (0/1), dialog or nil,
+# its stream} (flat: fewer elements to parse).
 DONE_LUA = (
     _TURN_FUNCTIONS
     + f"local ROOM_TOKENS = {ROOM_TOKENS}\n"
@@ -126,15 +132,15 @@ DONE_LUA = (
 local p, chat, id, consumer, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local handled, take, share, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local size, floor, backlog_limit = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local greeted, dialogs = ARGV[13], ARGV[14]
+local greeted, dialogs, stream = ARGV[13], ARGV[14], ARGV[15]
 if handled ~= '' then
   redis.call('SET', handled, '1', 'EX', ttl)
 end
 local function finish()
-  if not owns(p, id, consumer) then return -1 end
+  if not owns(stream, id, consumer) then return -1 end
   local lane = p .. 'lane:' .. chat
   if redis.call('LINDEX', lane, 0) ~= body then
-    pass_turn(p, chat, id, '0')
+    pass_turn(p, stream, chat, id, '0')
     return 0
   end
   if redis.call('LLEN', lane) <= share then
@@ -142,7 +148,7 @@ local function finish()
   end
   redis.call('DECR', p .. 'queued')
   redis.call('LPOP', lane)
-  pass_turn(p, chat, id, '1')
+  pass_turn(p, stream, chat, id, '1')
   local now = counts(p)
   if size - now[1] >= floor and now[2] - now[1] < backlog_limit then
     for _ = 1, ROOM_TOKENS do
@@ -153,63 +159,69 @@ local function finish()
   return 1
 end
 local out = {finish()}
-if take == '1' then
-  local ready = p .. 'ready'
-  local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', ready, '>')
+-- One stream at a time: XREADGROUP's COUNT is per stream, and this worker takes one turn.
+for i = 16, (take == '1') and #ARGV or 0 do
+  local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', ARGV[i], '>')
   if reply then
     local entry, turn = reply[1][2][1], {}
-    for i = 1, #entry[2], 2 do turn[entry[2][i]] = entry[2][i + 1] end
+    for j = 1, #entry[2], 2 do turn[entry[2][j]] = entry[2][j + 1] end
     out[2], out[3], out[4], out[5] = entry[1], turn.chat, turn.body or '', turn.fresh or '0'
     out[6] = redis.call('SISMEMBER', greeted, turn.chat)
     out[7] = redis.call('HGET', dialogs, turn.chat)
+    out[8] = ARGV[i]
+    break
   end
 end
 return out
 """
 )
 
-# Hand a turn back untouched (a process leaving, or an empty lane). ARGV: prefix, chat, id, consumer.
+# Hand a turn back untouched (a process leaving, an empty lane, a platform this process does not
+# serve: its chat's new turn goes to its platform's stream). ARGV: prefix, stream, chat, id, consumer.
 RELEASE_LUA = (
     _TURN_FUNCTIONS
     + """
-local p, chat, id, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if not owns(p, id, consumer) then return 0 end
-pass_turn(p, chat, id, '0')
+local p, stream, chat, id, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if not owns(stream, id, consumer) then return 0 end
+pass_turn(p, stream, chat, id, '0')
 return 1
 """
 )
 
-# Heartbeat. ARGV: prefix, consumer, turn ids... Resets the idle time of each turn the consumer
-# still owns (XCLAIM to itself, JUSTID); a plain XCLAIM would also take back a turn another worker
-# has claimed meanwhile. Returns the ids no longer owned.
+# Heartbeat. ARGV: prefix, consumer, then (stream, turn id) pairs. Resets the idle time of each turn
+# the consumer still owns (XCLAIM to itself, JUSTID); a plain XCLAIM would also take back a turn
+# another worker has claimed meanwhile. Returns the ids no longer owned.
 HEARTBEAT_LUA = (
     _TURN_FUNCTIONS
     + """
-local p, consumer = ARGV[1], ARGV[2]
+local consumer = ARGV[2]
 local lost = {}
-for i = 3, #ARGV do
-  if owns(p, ARGV[i], consumer) then
-    redis.call('XCLAIM', p .. 'ready', 'workers', consumer, 0, ARGV[i], 'JUSTID')
+for i = 3, #ARGV, 2 do
+  local stream, id = ARGV[i], ARGV[i + 1]
+  if owns(stream, id, consumer) then
+    redis.call('XCLAIM', stream, 'workers', consumer, 0, id, 'JUSTID')
   else
-    lost[#lost + 1] = ARGV[i]
+    lost[#lost + 1] = id
   end
 end
 return lost
 """
 )
 
-# Forget consumers idle for longer than ARGV[2] ms that own nothing. In a script, so a consumer
-# cannot take a turn between the check and XGROUP DELCONSUMER (which would drop that turn from
-# every pending list, and stall its chat for good). Returns how many were deleted.
+# Forget consumers idle for longer than ARGV[2] ms that own nothing, in the streams ARGV[3...]. In
+# a script, so a consumer cannot take a turn between the check and XGROUP DELCONSUMER (which would
+# drop that turn from every pending list, and stall its chat for good). Returns how many were deleted.
 PRUNE_CONSUMERS_LUA = """
-local p, idle_ms = ARGV[1], tonumber(ARGV[2])
+local idle_ms = tonumber(ARGV[2])
 local deleted = 0
-for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', p .. 'ready', 'workers')) do
-  local info = {}
-  for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
-  if tonumber(info['pending']) == 0 and tonumber(info['idle']) > idle_ms then
-    redis.call('XGROUP', 'DELCONSUMER', p .. 'ready', 'workers', info['name'])
-    deleted = deleted + 1
+for s = 3, #ARGV do
+  for _, row in ipairs(redis.call('XINFO', 'CONSUMERS', ARGV[s], 'workers')) do
+    local info = {}
+    for i = 1, #row, 2 do info[row[i]] = row[i + 1] end
+    if tonumber(info['pending']) == 0 and tonumber(info['idle']) > idle_ms then
+      redis.call('XGROUP', 'DELCONSUMER', ARGV[s], 'workers', info['name'])
+      deleted = deleted + 1
+    end
   end
 end
 return deleted
@@ -229,32 +241,37 @@ def _field(fields: Mapping[Any, Any], name: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def turn_of(entry_id: bytes | str, entry: Mapping[Any, Any], *, fresh: bool) -> Turn:
-    """The turn of a stream entry (its fields as redis-py gives them). ``fresh``: read as a new
-    entry (``>``), so its own ``fresh`` field counts; False for a claimed entry (handed out before)."""
+def ready_key(prefix: str, platform: str) -> str:
+    """The stream of the platform's turns (the scripts' ``add_turn`` derives it from a chat)."""
+    return f"{prefix}ready:{platform}"
+
+
+def turn_of(entry_id: bytes | str, entry: Mapping[Any, Any], stream: str, *, fresh: bool) -> Turn:
+    """The turn of an entry of ``stream`` (its fields as redis-py gives them). ``fresh``: read as a
+    new entry (``>``), so its own ``fresh`` field counts; False for a claimed entry (handed out before)."""
     chat = _field(entry, "chat")
     if chat is None:
         raise ValueError(f"stream entry {entry_id!r} has no chat")
     first = fresh and _field(entry, "fresh") == "1"
-    return Turn(text(entry_id), chat, _field(entry, "body") or "", first)
+    return Turn(text(entry_id), chat, _field(entry, "body") or "", first, stream=stream)
 
 
 def taken_turn(reply: list[Any]) -> Turn | None:
     """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
-    if len(reply) < 7:
+    if len(reply) < 8:
         return None
-    _outcome, entry_id, chat, body, fresh, greeted, dialog = reply
+    _outcome, entry_id, chat, body, fresh, greeted, dialog, stream = reply
     state = ChatState(bool(greeted), None if dialog is None else text(dialog))
-    return Turn(text(entry_id), text(chat), text(body), text(fresh) == "1", chat_state=state)
+    first = text(fresh) == "1"
+    return Turn(text(entry_id), text(chat), text(body), first, chat_state=state, stream=text(stream))
 
 
-def first_turn(reply: Any) -> Turn | None:
-    """The turn of the first entry in an XREADGROUP ``>`` reply, if any (RESP2 or RESP3)."""
+def new_turns(reply: Any) -> list[Turn]:
+    """The turns of an XREADGROUP ``>`` reply (RESP2 or RESP3); COUNT is per stream, so one each."""
     if isinstance(reply, dict):  # RESP3: {stream: [[(id, fields), ...]]}
-        batches = [entries for groups in reply.values() for entries in groups]
+        batches = [(stream, entries) for stream, groups in reply.items() for entries in groups]
     else:  # RESP2: [[stream, [(id, fields), ...]]]
-        batches = [entries for _stream, entries in reply or ()]
-    for entries in batches:
-        for entry_id, fields in entries:
-            return turn_of(entry_id, fields, fresh=True)
-    return None
+        batches = list(reply or ())
+    return [
+        turn_of(i, fields, text(stream), fresh=True) for stream, entries in batches for i, fields in entries
+    ]

@@ -1,9 +1,9 @@
 """The turns one process owns in the Redis queue (``queues.redis``), and what they tell the state.
 
-A turn (an entry of the ``ready`` stream, see ``redis_scripts``) is either *ready* (owned, its event
-not handed out yet: claimed from a dead worker, or taken by ``done`` for the worker that has just
-finished) or *held* (its event is being handled here). ``RedisState`` asks three things about a
-held update, so that a steady worker makes no round trip of its own for them.
+A turn (an entry of its platform's ``ready:`` stream, see ``redis_scripts``) is either *ready*
+(owned, its event not handed out yet: claimed from a dead worker, or taken by ``done`` for the
+worker that has just finished) or *held* (its event is being handled here). ``RedisState`` asks
+three things about a held update, so that a steady worker makes no round trip of its own for them.
 
 **``first_delivery``: the handled-id lookup is skipped.** Why that is safe under crashes and
 redelivery: a handled mark is written only for an update some worker took as the head of a turn
@@ -60,6 +60,7 @@ class Turn:
     fresh: bool = False
     event: Event | None = None
     chat_state: ChatState | None = None
+    stream: str = ""  # the stream it is an entry of (its platform's, ``redis_scripts.ready_key``)
 
 
 class Turns:
@@ -100,9 +101,9 @@ class Turns:
         self.idle.set()
         return turns
 
-    def entry_ids(self) -> list[str]:
-        """The stream ids of every turn owned (for the heartbeat and the claim pass)."""
-        return [turn.entry_id for turn in (*self.held.values(), *self.ready)]
+    def owned(self) -> list[Turn]:
+        """Every turn owned, held or ready (for the heartbeat and the claim pass)."""
+        return [*self.held.values(), *self.ready]
 
     def holding(self, platform: str, update_id: int) -> Turn | None:
         """The held turn whose event is that update (of that platform), if any."""

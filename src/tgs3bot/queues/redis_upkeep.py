@@ -29,14 +29,14 @@ class Upkeep:
         client: aioredis.Redis,
         run: RunScript,
         turns: Turns,
-        prefix: str,
+        streams: list[str],
         consumer: str,
         claim_idle_s: float,
     ) -> None:
         self.client = client
         self.run = run
         self.turns = turns
-        self.prefix = prefix
+        self.streams = streams  # those it reads: its platforms' (``redis_scripts.ready_key``), and ``ready``
         self.consumer = consumer
         self.claim_idle_s = claim_idle_s
         self.passes = 0  # claim passes run so far
@@ -60,9 +60,9 @@ class Upkeep:
 
     async def heartbeat(self) -> None:
         """Keep this process's turns from looking idle, so no one claims a long transfer."""
-        ids = self.turns.entry_ids()
-        if ids:
-            lost = await self.run("heartbeat", self.consumer, *ids)
+        owned = [arg for turn in self.turns.owned() for arg in (turn.stream, turn.entry_id)]
+        if owned:
+            lost = await self.run("heartbeat", self.consumer, *owned)
             if lost:
                 log.warning("queue_turns_lost", entry_ids=[text(i) for i in lost])
 
@@ -70,19 +70,27 @@ class Upkeep:
         """Take turns idle for ``claim_idle_s`` (dead workers'), only as many as workers here wait
         for (none in ``tgs3bot poll``); forget consumers idle as long that own nothing."""
         idle_ms = int(self.claim_idle_s * 1000)
-        ours = set(self.turns.entry_ids())
-        want, start = self.turns.waiting - len(self.turns.ready), "0-0"
-        while want > 0:
+        want = self.turns.waiting - len(self.turns.ready)
+        for stream in self.streams:
+            want -= await self._claim(stream, idle_ms, want)
+        await self.run("prune", idle_ms, *self.streams)
+        self.passes += 1
+
+    async def _claim(self, stream: str, idle_ms: int, want: int) -> int:
+        """Claim up to ``want`` idle turns of ``stream``; how many were taken."""
+        ours = {turn.entry_id for turn in self.turns.owned() if turn.stream == stream}  # ids are per stream
+        start, taken = "0-0", 0
+        while taken < want:
             reply = await self.client.xautoclaim(
-                self.prefix + "ready", lua.GROUP, self.consumer, idle_ms, start_id=start, count=want
+                stream, lua.GROUP, self.consumer, idle_ms, start_id=start, count=want - taken
             )
             for entry_id, fields in reply[1]:
                 # None: an entry deleted while pending (never done here: turns are XACKed first).
                 # Ours: a held turn whose heartbeat ran late; it is still being handled here.
                 if entry_id is not None and text(entry_id) not in ours:
-                    self.turns.ready.append(lua.turn_of(entry_id, fields, fresh=False))  # handed out before
-                    want -= 1
+                    # Handed out before: not fresh.
+                    self.turns.ready.append(lua.turn_of(entry_id, fields, stream, fresh=False))
+                    taken += 1
             if (start := text(reply[0])) == "0-0":
                 break
-        await self.run("prune", idle_ms)
-        self.passes += 1
+        return taken
