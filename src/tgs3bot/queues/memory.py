@@ -20,9 +20,9 @@ backlog is at its limit.
 
 Each poll batch costs one journal commit (an fsync), so the poller asks for a whole queue's
 worth once half of it is free: what memory cannot hold yet spills and comes in as room frees up.
-That halves the commits of a busy bot against asking only for the room (measured: 4.5 % less time
-for the text benchmark, bench/README.md). The batch is journaled outside the queue's lock, so the
-workers' refills never wait for its COMMIT.
+That halves the commits of a busy bot against asking only for the room (measured: 2 to 4 % less
+time for the text benchmark, bench/README.md's ninth look). The batch is journaled outside the
+queue's lock, so the workers' refills never wait for its COMMIT.
 """
 
 from __future__ import annotations
