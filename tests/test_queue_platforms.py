@@ -15,7 +15,7 @@ from tests.test_queues import queue_holding
 from tgs3bot.backends import open_backends
 from tgs3bot.config import Settings
 from tgs3bot.errors import LeaseLost
-from tgs3bot.events import to_json
+from tgs3bot.events import Event, to_json
 from tgs3bot.lease import PollerLease
 from tgs3bot.queues.journal import MemoryJournal
 from tgs3bot.queues.redis import RedisQueue
@@ -88,18 +88,24 @@ async def test_a_process_takes_only_its_own_platforms_updates(redis_url: str, ra
     await assert_nothing_left(raw)
 
 
+async def left_by_an_older_version(raw: aioredis.Redis, *events: Event) -> None:
+    """A VK chat's lane and its turn in ``ready``, as versions before a stream per platform left
+    them (the counts for a queue of 10: a share of 1)."""
+    chat = f"vk:{events[0].chat_id}"
+    await raw.rpush(f"tgs3bot:lane:{chat}", *(to_json(e) for e in events))
+    await raw.sadd("tgs3bot:active", chat)
+    await raw.mset({"tgs3bot:queued": len(events), "tgs3bot:admitted": 1})
+    await raw.xgroup_create("tgs3bot:ready", "workers", id="0", mkstream=True)
+    await raw.xadd("tgs3bot:ready", {"chat": chat, "body": to_json(events[0]), "fresh": "1"})
+
+
 async def test_a_vk_turn_an_older_version_left_in_ready_moves_to_vks_stream(
     redis_url: str, raw: aioredis.Redis
 ) -> None:
     """Before each platform had a stream, every turn was in ``ready``: a Telegram-only process that
     reads a VK one there hands it on to VK's stream, where a VK process takes it."""
     vk = make_event(1, chat_id=5, platform="vk")
-    body = to_json(vk)
-    await raw.rpush("tgs3bot:lane:vk:5", body)
-    await raw.sadd("tgs3bot:active", "vk:5")
-    await raw.mset({"tgs3bot:queued": 1, "tgs3bot:admitted": 1})
-    await raw.xgroup_create("tgs3bot:ready", "workers", id="0", mkstream=True)
-    await raw.xadd("tgs3bot:ready", {"chat": "vk:5", "body": body, "fresh": "1"})
+    await left_by_an_older_version(raw, vk)
     async with RedisQueue(redis_url, queue_size=10, platforms=["telegram"]) as telegram_only:
         waiting = asyncio.create_task(telegram_only.get())
 
@@ -121,11 +127,7 @@ async def test_a_vk_process_finishes_a_vk_turn_an_older_version_left_in_ready(
     """A process with VK's settings (here VK's only, as a bot without Telegram runs) handles such a
     turn where it is, acknowledges it there, and the chat's next turn is in VK's stream."""
     first, second = make_event(1, chat_id=5, platform="vk"), make_event(2, chat_id=5, platform="vk")
-    await raw.rpush("tgs3bot:lane:vk:5", to_json(first), to_json(second))
-    await raw.sadd("tgs3bot:active", "vk:5")
-    await raw.mset({"tgs3bot:queued": 2, "tgs3bot:admitted": 1})  # a share of 1
-    await raw.xgroup_create("tgs3bot:ready", "workers", id="0", mkstream=True)
-    await raw.xadd("tgs3bot:ready", {"chat": "vk:5", "body": to_json(first), "fresh": "1"})
+    await left_by_an_older_version(raw, first, second)
     async with RedisQueue(redis_url, queue_size=10, platforms=["vk"]) as vk_only:
         assert await asyncio.wait_for(vk_only.get(), DEADLINE_S) == first
         await vk_only.task_done(first)

@@ -42,6 +42,7 @@ delivery skips the handled lookup. Why that is safe under crashes and redelivery
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import socket
@@ -99,7 +100,10 @@ class RedisQueue:
         self.platforms = frozenset(platforms)  # whose turns this process takes
         self.streams = [lua.ready_key(prefix, platform) for platform in sorted(self.platforms)]
         self.read_streams = [*self.streams, prefix + lua.LEGACY_READY]  # gets and claims read these
-        self._next_first = 0  # the stream a done tries first, in turn, so no platform waits on another
+        # The order a done tries the streams in, starting with each in turn: no platform waits on another.
+        self._take_orders = itertools.cycle(
+            [self.streams[i:] + self.streams[:i] for i in range(len(self.streams))]
+        )
         self._source = url_or_client
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -264,13 +268,10 @@ class RedisQueue:
         event = turn.event
         handled = handled_key(self.prefix, event.platform, event.update_id) if marked else ""
         args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, int(take))
-        reply = await self._dones(self.prefix, *args, *self._done_settings, turn.stream, *self._take_order())
+        reply = await self._dones(
+            self.prefix, *args, *self._done_settings, turn.stream, *next(self._take_orders)
+        )
         return int(reply[0])
-
-    def _take_order(self) -> list[str]:
-        """This process's streams, starting with a different one each time."""
-        first, self._next_first = self._next_first, (self._next_first + 1) % len(self.streams)
-        return self.streams[first:] + self.streams[:first]
 
     async def drain(self) -> None:
         """Stop handing out events; return once every event this process took is done.

@@ -71,14 +71,14 @@ class Upkeep:
         for (none in ``tgs3bot poll``); forget consumers idle as long that own nothing."""
         idle_ms = int(self.claim_idle_s * 1000)
         want = self.turns.waiting - len(self.turns.ready)
+        ours = {(turn.stream, turn.entry_id) for turn in self.turns.owned()}  # ids are per stream
         for stream in self.streams:
-            want -= await self._claim(stream, idle_ms, want)
+            want -= await self._claim(stream, idle_ms, want, ours)
         await self.run("prune", idle_ms, *self.streams)
         self.passes += 1
 
-    async def _claim(self, stream: str, idle_ms: int, want: int) -> int:
-        """Claim up to ``want`` idle turns of ``stream``; how many were taken."""
-        ours = {turn.entry_id for turn in self.turns.owned() if turn.stream == stream}  # ids are per stream
+    async def _claim(self, stream: str, idle_ms: int, want: int, ours: set[tuple[str, str]]) -> int:
+        """Claim up to ``want`` idle turns of ``stream`` that are not ``ours``; how many were taken."""
         start, taken = "0-0", 0
         while taken < want:
             reply = await self.client.xautoclaim(
@@ -87,7 +87,7 @@ class Upkeep:
             for entry_id, fields in reply[1]:
                 # None: an entry deleted while pending (never done here: turns are XACKed first).
                 # Ours: a held turn whose heartbeat ran late; it is still being handled here.
-                if entry_id is not None and text(entry_id) not in ours:
+                if entry_id is not None and (stream, text(entry_id)) not in ours:
                     # Handed out before: not fresh.
                     self.turns.ready.append(lua.turn_of(entry_id, fields, stream, fresh=False))
                     taken += 1
