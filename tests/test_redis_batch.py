@@ -5,6 +5,7 @@ again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -84,3 +85,31 @@ async def test_a_failed_connection_fails_every_caller_of_the_batch() -> None:
         await unreachable.aclose()
     assert all(isinstance(reply, RedisConnectionError) for reply in replies)
     assert seen == []
+
+
+async def test_a_connection_the_server_closed_is_opened_again(client: aioredis.Redis, redis_url: str) -> None:
+    """The batch's connection killed between batches: a later call runs on a new connection."""
+    batch = ScriptBatch(client, ECHO, lambda _reply: None)
+    assert await batch("1") == "1"
+    admin = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        await admin.aclose()
+    with contextlib.suppress(RedisConnectionError):  # without a Retry on the client, one call fails
+        await batch("2")
+    assert await batch("3") == "3"
+
+
+async def test_close_gives_the_connection_back_to_the_pool(redis_url: str) -> None:
+    """The batch holds one connection of the client's pool until closed; then the pool has it again."""
+    single = aioredis.Redis.from_url(redis_url, decode_responses=True, max_connections=1)
+    try:
+        batch = ScriptBatch(single, ECHO, lambda _reply: None)
+        assert await batch("1") == "1"
+        with pytest.raises(RedisConnectionError):
+            await single.ping()  # the pool's only connection is the batch's
+        await batch.close()
+        assert await single.ping()
+    finally:
+        await single.aclose()

@@ -47,7 +47,6 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Self
 
 import redis.asyncio as aioredis
@@ -57,6 +56,7 @@ from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from tgs3bot.events import Event, from_json
+from tgs3bot.queues import redis_done
 from tgs3bot.queues import redis_scripts as lua
 from tgs3bot.queues.redis_batch import ScriptBatch
 from tgs3bot.queues.redis_intake import Intake
@@ -100,10 +100,8 @@ class RedisQueue:
         self.platforms = frozenset(platforms)  # whose turns this process takes
         self.streams = [lua.ready_key(prefix, platform) for platform in sorted(self.platforms)]
         self.read_streams = [*self.streams, prefix + lua.LEGACY_READY]  # gets and claims read these
-        # The order a done tries the streams in, starting with each in turn: no platform waits on another.
-        self._take_orders = itertools.cycle(
-            [self.streams[i:] + self.streams[:i] for i in range(len(self.streams))]
-        )
+        # The stream a done tries first (its number, from 1), each in turn: no platform waits on another.
+        self._first_streams = itertools.cycle(range(1, len(self.streams) + 1))
         self._source = url_or_client
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -111,9 +109,12 @@ class RedisQueue:
         self._draining = False
         self._upkeep: Upkeep | None = None
         self._dones: ScriptBatch | None = None  # ``done`` calls, sent together (``redis_batch``)
-        room_rule = (queue_size, self.batch_floor, self.backlog_limit)
-        chat_keys = (greeted_key(prefix), dialogs_key(prefix))
-        self._done_settings = (self.share, HANDLED_RETENTION_S, *room_rule, *chat_keys)
+        self._done_script = redis_done.script(
+            redis_done.DoneSettings(
+                prefix, self.share, HANDLED_RETENTION_S, queue_size, self.batch_floor, self.backlog_limit,
+                greeted_key(prefix), dialogs_key(prefix), self.streams,
+            )
+        )  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -131,8 +132,7 @@ class RedisQueue:
             self._client = self._source
         client = self._client
         self._scripts = {name: client.register_script(source) for name, source in lua.SCRIPTS.items()}
-        # A turn a done took joins the ready ones, even if the done's caller was cancelled since.
-        self._dones = ScriptBatch(client, lua.DONE_LUA, lambda reply: self.turns.add(lua.taken_turn(reply)))
+        self._dones = ScriptBatch(client, self._done_script, self._took)
         for stream in self.read_streams:
             try:
                 await client.xgroup_create(stream, lua.GROUP, id="0", mkstream=True)
@@ -144,6 +144,10 @@ class RedisQueue:
         )
         self._tasks = self._upkeep.start()
         return self
+
+    def _took(self, reply: Any) -> None:
+        """A turn a done took joins the ready ones, even if the done's caller was cancelled since."""
+        self.turns.add(redis_done.taken_turn(reply, self.streams))
 
     @property
     def claim_passes(self) -> int:
@@ -167,9 +171,9 @@ class RedisQueue:
                     await self._done(turn, marked=True, take=False)
                 else:
                     await self._release(turn)
-            if self._dones is not None:
-                await self._dones.wait_sent()  # those of workers cancelled while waiting
         finally:
+            if self._dones is not None:
+                await self._dones.close()  # after those of workers cancelled while waiting
             if isinstance(self._source, str) and self._client is not None:
                 await self._client.aclose()
             self._client = None
@@ -238,7 +242,7 @@ class RedisQueue:
             await self._release(turn)
             return None
         event = from_json(body)
-        self.turns.hold(replace(turn, body=text(body), event=event))
+        self.turns.hold(turn.with_event(text(body), event))
         return event
 
     async def _release(self, turn: Turn) -> None:
@@ -267,10 +271,9 @@ class RedisQueue:
         assert self._dones is not None  # a turn is held only inside `async with`
         event = turn.event
         handled = handled_key(self.prefix, event.platform, event.update_id) if marked else ""
-        args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, int(take))
-        reply = await self._dones(
-            self.prefix, *args, *self._done_settings, turn.stream, *next(self._take_orders)
-        )
+        first = next(self._first_streams) if take else 0
+        args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, first, turn.stream)
+        reply = await self._dones(*args)
         return int(reply[0])
 
     async def drain(self) -> None:

@@ -26,11 +26,11 @@ popped the previous head (a lane is FIFO: an event becomes the head once). A tur
 the same head (``release``, or ``done`` finding another head) is ``0``. ``queues.redis`` builds on
 this to skip the handled-id lookup for a first delivery.
 
-``done`` also writes the handled mark it is given, and takes the next turn for the worker that
-has just finished (XREADGROUP in a script never blocks), so a steady worker makes one round trip
-per event. ``enqueue`` and ``done`` answer with the counts, and ``done`` leaves a token in ``room``
-(the room, as a number) only when the poller's condition holds, so a waiting poller wakes once
-(a token per platform: each platform's poller wakes).
+``done`` (built per queue: ``redis_done``) also writes the handled mark it is given, and takes
+the next turn for the worker that has just finished (XREADGROUP in a script never blocks), so a
+steady worker makes one round trip per event. ``enqueue`` answers with the counts, and ``done``
+leaves a token in ``room`` (the room, as a number) only when the poller's condition holds, so a
+waiting poller wakes once (a token per platform: each platform's poller wakes).
 """
 
 from __future__ import annotations
@@ -40,21 +40,15 @@ from typing import Any
 
 from tgs3bot.queues.redis_turns import Turn
 from tgs3bot.redis_client import text
-from tgs3bot.state.redis import ChatState
 
 GROUP = "workers"
 LEGACY_READY = "ready"  # every platform's turns, before each had a stream: read to empty it
-# Tokens ``done`` keeps in ``room``: one per poller that may be waiting, i.e. per platform (the
-# lease lets one poller per platform poll), so Telegram's and VK's are woken by the same room.
-# One left over when only one waited is dropped by the next ``enqueue``.
-ROOM_TOKENS = 2
-
 # add_turn: a new turn for ``chat`` at the end of its platform's stream (``ready_key``), carrying
 # the lane's head as ``body`` (``fresh``: '1' if that head has never been handed out, else '0').
 # pass_turn: the turn ``id`` of ``chat``, in ``stream``, is over. Acknowledge and delete it; if the
 # lane still has events, the chat gets a new turn, else it stops being active (Redis has already
 # deleted the empty list).
-_TURN_FUNCTIONS = """
+TURN_FUNCTIONS = """
 local function add_turn(p, chat, head, fresh)
   local platform = string.match(chat, '^(%a+):') or 'telegram'
   redis.call('XADD', p .. 'ready:' .. platform, '*', 'chat', chat, 'body', head, 'fresh', fresh)
@@ -85,7 +79,7 @@ end
 # Tokens left in ``room`` are dropped: the counts returned supersede them.
 # Returns {events added, admitted, queued}.
 ENQUEUE_LUA = (
-    _TURN_FUNCTIONS
+    TURN_FUNCTIONS
     + """
 local p, share, ttl, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 if token ~= '' and redis.call('GET', p .. ARGV[5]) ~= token then
@@ -113,73 +107,10 @@ return {added, now[1], now[2]}
 """
 )
 
-# task_done. ARGV: prefix, chat, turn id, consumer, the event's body, handled key or '', '1' to
-# take the next turn for this consumer ('0' while draining); then the queue's settings: share,
-# handled TTL (s), the poller's room condition (queue size, batch floor, backlog limit), and the
-# keys of the greeted chats and of the dialogs (``state.redis``; a turn's ``chat`` is the chat's
-# member and field there); then the turn's stream, and the streams this consumer reads (its
-# platforms'), in the order to try them for the next turn.
-# Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
-# the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
-# turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After
-# a pop, a token (the room) goes into ``room`` if the poller's condition holds.
-# Returns {outcome}, or {outcome, next turn id, its chat, body, fresh, greeted (0/1), dialog or nil,
-# its stream} (flat: fewer elements to parse).
-DONE_LUA = (
-    _TURN_FUNCTIONS
-    + f"local ROOM_TOKENS = {ROOM_TOKENS}\n"
-    + """
-local p, chat, id, consumer, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local handled, take, share, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
-local size, floor, backlog_limit = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local greeted, dialogs, stream = ARGV[13], ARGV[14], ARGV[15]
-if handled ~= '' then
-  redis.call('SET', handled, '1', 'EX', ttl)
-end
-local function finish()
-  if not owns(stream, id, consumer) then return -1 end
-  local lane = p .. 'lane:' .. chat
-  if redis.call('LINDEX', lane, 0) ~= body then
-    pass_turn(p, stream, chat, id, '0')
-    return 0
-  end
-  if redis.call('LLEN', lane) <= share then
-    redis.call('DECR', p .. 'admitted')
-  end
-  redis.call('DECR', p .. 'queued')
-  redis.call('LPOP', lane)
-  pass_turn(p, stream, chat, id, '1')
-  local now = counts(p)
-  if size - now[1] >= floor and now[2] - now[1] < backlog_limit then
-    for _ = 1, ROOM_TOKENS do
-      redis.call('LPUSH', p .. 'room', size - now[1])
-    end
-    redis.call('LTRIM', p .. 'room', 0, ROOM_TOKENS - 1)
-  end
-  return 1
-end
-local out = {finish()}
--- One stream at a time: XREADGROUP's COUNT is per stream, and this worker takes one turn.
-for i = 16, (take == '1') and #ARGV or 0 do
-  local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', ARGV[i], '>')
-  if reply then
-    local entry, turn = reply[1][2][1], {}
-    for j = 1, #entry[2], 2 do turn[entry[2][j]] = entry[2][j + 1] end
-    out[2], out[3], out[4], out[5] = entry[1], turn.chat, turn.body or '', turn.fresh or '0'
-    out[6] = redis.call('SISMEMBER', greeted, turn.chat)
-    out[7] = redis.call('HGET', dialogs, turn.chat)
-    out[8] = ARGV[i]
-    break
-  end
-end
-return out
-"""
-)
-
 # Hand a turn back untouched (a process leaving, an empty lane, a platform this process does not
 # serve: its chat's new turn goes to its platform's stream). ARGV: prefix, stream, chat, id, consumer.
 RELEASE_LUA = (
-    _TURN_FUNCTIONS
+    TURN_FUNCTIONS
     + """
 local p, stream, chat, id, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if not owns(stream, id, consumer) then return 0 end
@@ -192,7 +123,7 @@ return 1
 # the consumer still owns (XCLAIM to itself, JUSTID); a plain XCLAIM would also take back a turn
 # another worker has claimed meanwhile. Returns the ids no longer owned.
 HEARTBEAT_LUA = (
-    _TURN_FUNCTIONS
+    TURN_FUNCTIONS
     + """
 local consumer = ARGV[2]
 local lost = {}
@@ -229,7 +160,6 @@ return deleted
 
 SCRIPTS = {
     "enqueue": ENQUEUE_LUA,
-    "done": DONE_LUA,
     "release": RELEASE_LUA,
     "heartbeat": HEARTBEAT_LUA,
     "prune": PRUNE_CONSUMERS_LUA,
@@ -254,16 +184,6 @@ def turn_of(entry_id: bytes | str, entry: Mapping[Any, Any], stream: str, *, fre
         raise ValueError(f"stream entry {entry_id!r} has no chat")
     first = fresh and _field(entry, "fresh") == "1"
     return Turn(text(entry_id), chat, _field(entry, "body") or "", first, stream=stream)
-
-
-def taken_turn(reply: list[Any]) -> Turn | None:
-    """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
-    if len(reply) < 8:
-        return None
-    _outcome, entry_id, chat, body, fresh, greeted, dialog, stream = reply
-    state = ChatState(bool(greeted), None if dialog is None else text(dialog))
-    first = text(fresh) == "1"
-    return Turn(text(entry_id), text(chat), text(body), first, chat_state=state, stream=text(stream))
 
 
 def new_turns(reply: Any) -> list[Turn]:

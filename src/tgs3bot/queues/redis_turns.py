@@ -62,6 +62,10 @@ class Turn:
     chat_state: ChatState | None = None
     stream: str = ""  # the stream it is an entry of (its platform's, ``redis_scripts.ready_key``)
 
+    def with_event(self, body: str, event: Event) -> Turn:
+        """The turn as a worker holds it (built directly: ``dataclasses.replace`` costs ~5 µs)."""
+        return Turn(self.entry_id, self.chat_id, body, self.fresh, event, self.chat_state, self.stream)
+
 
 class Turns:
     """The turns of one process: ready to hand out, held by a worker, and handled marks to carry."""
