@@ -273,8 +273,7 @@ class RedisQueue:
         handled = handled_key(self.prefix, event.platform, event.update_id) if marked else ""
         first = next(self._first_streams) if take else 0
         args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, first, turn.stream)
-        reply = await self._dones(*args)
-        return int(reply[0])
+        return redis_done.outcome(await self._dones(*args))
 
     async def drain(self) -> None:
         """Stop handing out events; return once every event this process took is done.

@@ -10,16 +10,17 @@ costs"). So:
   share, the handled marks' TTL, the poller's room condition, the state's keys and the streams
   this process serves (``script``). They are the same for every process of one deployment, so
   Redis caches one script per configuration, not one per process.
-- **The turn it takes comes back in three elements**: a line ``"{entry id} {chat} {fresh}
-  {greeted} {stream number}"`` (ids and chats never hold a space), the body, the dialog.
+- **The reply is one element**: the outcome, or, with the turn it took, one string of three
+  lines: ``"{outcome} {entry id} {chat} {fresh} {greeted} {stream number} {has a dialog}"``
+  (ids and chats never hold a space), the turn's body, the chat's dialog (both JSON, which never
+  holds a raw line break; the dialog, last, could).
 
 ARGV: chat, turn id, consumer, the event's body, handled key or '', the number (from 1) of the
 served stream to try first for the next turn, 0 to take none (while draining), the turn's stream.
 Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
 the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
 turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After a
-pop, tokens (the room) go into ``room`` if the poller's condition holds. Returns ``{outcome}`` or
-``{outcome, line, body, dialog or nil}``.
+pop, tokens (the room) go into ``room`` if the poller's condition holds.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from tgs3bot.queues.redis_scripts import TURN_FUNCTIONS
 from tgs3bot.queues.redis_turns import Turn
@@ -81,11 +81,12 @@ for i = 0, (first > 0) and #STREAMS - 1 or -1 do
     local entry, turn = reply[1][2][1], {}
     for j = 1, #entry[2], 2 do turn[entry[2][j]] = entry[2][j + 1] end
     local greeted = redis.call('SISMEMBER', GREETED, turn.chat)
-    local line = table.concat({entry[1], turn.chat, turn.fresh or '0', greeted, k}, ' ')
-    return {outcome, line, turn.body or '', redis.call('HGET', DIALOGS, turn.chat)}
+    local dialog = redis.call('HGET', DIALOGS, turn.chat)
+    local fields = {outcome, entry[1], turn.chat, turn.fresh or '0', greeted, k, dialog and 1 or 0}
+    return table.concat({table.concat(fields, ' '), turn.body or '', dialog or ''}, '\\n')
   end
 end
-return {outcome}
+return outcome
 """
 
 
@@ -125,12 +126,16 @@ def _lua_byte(byte: int) -> str:
     return chr(byte) if chr(byte) in _LUA_PLAIN else f"\\{byte:03d}"
 
 
-def taken_turn(reply: list[Any], streams: Sequence[str]) -> Turn | None:
+def outcome(reply: int | str | bytes) -> int:
+    """The outcome of a ``done`` (-1, 0 or 1), from its reply."""
+    return reply if isinstance(reply, int) else int(text(reply).split(" ", 1)[0])
+
+
+def taken_turn(reply: int | str | bytes, streams: Sequence[str]) -> Turn | None:
     """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
-    if len(reply) < 3:
+    if isinstance(reply, int):
         return None
-    entry_id, chat, fresh, greeted, number = text(reply[1]).split(" ")
-    dialog = reply[3] if len(reply) > 3 else None
-    state = ChatState(greeted == "1", None if dialog is None else text(dialog))
-    stream = streams[int(number) - 1]
-    return Turn(entry_id, chat, text(reply[2]), fresh == "1", chat_state=state, stream=stream)
+    line, body, dialog = text(reply).split("\n", 2)
+    _outcome, entry_id, chat, fresh, greeted, number, has_dialog = line.split(" ")
+    state = ChatState(greeted == "1", dialog if has_dialog == "1" else None)
+    return Turn(entry_id, chat, body, fresh == "1", chat_state=state, stream=streams[int(number) - 1])
