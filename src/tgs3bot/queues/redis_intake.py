@@ -13,7 +13,7 @@ from tgs3bot.events import Event, to_json
 from tgs3bot.queues.memory import BACKLOG_FACTOR, default_share
 from tgs3bot.queues.redis_upkeep import RunScript
 from tgs3bot.redis_client import BLOCK_CAP_S, event_keys, lease_key
-from tgs3bot.state.redis import handled_key
+from tgs3bot.state.redis import handled_prefix
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 
@@ -37,9 +37,9 @@ class Intake:
             return
         lease = lease_key(events[0].platform)
         args: list[str | int | bytes] = [self.share, HANDLED_RETENTION_S, self.lease_token or "", lease]
+        args.append(handled_prefix(self.prefix))
         for event in events:
-            handled = handled_key(self.prefix, event.platform, event.update_id)
-            args += [*event_keys(event), to_json(event), handled]
+            args += [*event_keys(event), to_json(event)]
         try:
             _added, admitted, queued = await run("enqueue", *args)
         except ResponseError as exc:

@@ -72,8 +72,9 @@ end
 """
 
 # put_batch. ARGV: prefix, share, seen TTL (s), lease token or '', the lease's key (its platform's),
-# then (update, chat, body, handled key)... (update and chat ``redis_client.scoped``). Refuses
-# everything (an error reply starting FENCED) unless the poller lease holds that token. An update
+# the handled marks' key prefix (``state.redis.handled_prefix``), then (update, chat, body)...
+# (update and chat ``redis_client.scoped``; an update's handled mark is that prefix and the update).
+# Refuses everything (an error reply starting FENCED) unless the poller lease holds that token. An update
 # seen before (a redelivery) or already handled is skipped; the others join their chat's lane in
 # order, and a chat that was idle gets its turn (carrying its lane's head).
 # Tokens left in ``room`` are dropped: the counts returned supersede them.
@@ -86,10 +87,11 @@ if token ~= '' and redis.call('GET', p .. ARGV[5]) ~= token then
   return redis.error_reply('FENCED the poller lease is not held by this poller')
 end
 local added = 0
-for i = 6, #ARGV, 4 do
-  local update_id, chat, body, handled = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+local handled = ARGV[6]
+for i = 7, #ARGV, 3 do
+  local update_id, chat, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('SET', p .. 'seen:' .. update_id, '1', 'NX', 'EX', ttl)
-    and redis.call('EXISTS', handled) == 0 then
+    and redis.call('EXISTS', handled .. update_id) == 0 then
     local lane = p .. 'lane:' .. chat
     if redis.call('RPUSH', lane, body) <= share then
       redis.call('INCR', p .. 'admitted')

@@ -52,9 +52,14 @@ from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 GREETED_CACHE_SIZE = 100_000  # chats remembered as greeted per process; cleared when full
 
 
+def handled_prefix(prefix: str) -> str:
+    """What the key of every handled mark starts with; the ``scoped`` update id follows."""
+    return prefix + "handled:"
+
+
 def handled_key(prefix: str, platform: str, update_id: int) -> str:
     """The key of an update's handled mark (the queue's scripts write and read it too)."""
-    return f"{prefix}handled:{scoped(platform, update_id)}"
+    return handled_prefix(prefix) + scoped(platform, update_id)
 
 
 def greeted_key(prefix: str) -> str:
