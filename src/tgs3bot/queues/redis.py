@@ -109,12 +109,6 @@ class RedisQueue:
         self._draining = False
         self._upkeep: Upkeep | None = None
         self._dones: ScriptBatch | None = None  # ``done`` calls, sent together (``redis_batch``)
-        self._done_script = redis_done.script(
-            redis_done.DoneSettings(
-                prefix, self.share, HANDLED_RETENTION_S, queue_size, self.batch_floor, self.backlog_limit,
-                greeted_key(prefix), dialogs_key(prefix), self.streams,
-            )
-        )  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -132,7 +126,7 @@ class RedisQueue:
             self._client = self._source
         client = self._client
         self._scripts = {name: client.register_script(source) for name, source in lua.SCRIPTS.items()}
-        self._dones = ScriptBatch(client, self._done_script, self._took)
+        self._dones = ScriptBatch(client, redis_done.script(self._done_settings()), self._took)
         for stream in self.read_streams:
             try:
                 await client.xgroup_create(stream, lua.GROUP, id="0", mkstream=True)
@@ -144,6 +138,12 @@ class RedisQueue:
         )
         self._tasks = self._upkeep.start()
         return self
+
+    def _done_settings(self) -> redis_done.DoneSettings:
+        """What this queue's ``done`` script is built with (the same for every process alike)."""
+        bounds = (self.share, HANDLED_RETENTION_S, self.queue_size, self.batch_floor, self.backlog_limit)
+        keys = (greeted_key(self.prefix), dialogs_key(self.prefix))
+        return redis_done.DoneSettings(self.prefix, *bounds, *keys, self.streams)
 
     def _took(self, reply: Any) -> None:
         """A turn a done took joins the ready ones, even if the done's caller was cancelled since."""
