@@ -41,12 +41,6 @@ def scoped(platform: str, number: int) -> str:
     return str(number) if platform == TELEGRAM else f"{platform}:{number}"
 
 
-def platform_of(chat: str) -> str:
-    """The platform of a ``scoped`` chat (or update) id."""
-    platform, colon, _number = chat.rpartition(":")
-    return platform if colon else TELEGRAM
-
-
 def event_keys(event: Event) -> tuple[str, str]:
     """The event's update and chat, ``scoped``: what the queue's key names use."""
     return scoped(event.platform, event.update_id), scoped(event.platform, event.chat_id)

@@ -63,7 +63,7 @@ from tgs3bot.queues.redis_batch import ScriptBatch
 from tgs3bot.queues.redis_intake import Intake
 from tgs3bot.queues.redis_turns import Turn, Turns
 from tgs3bot.queues.redis_upkeep import Upkeep
-from tgs3bot.redis_client import event_keys, open_client, platform_of, text
+from tgs3bot.redis_client import event_keys, open_client, text, unscoped
 from tgs3bot.state.redis import dialogs_key, greeted_key, handled_key
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
@@ -237,7 +237,7 @@ class RedisQueue:
     async def _open(self, turn: Turn) -> Event | None:
         """Hold the turn with its head event; None if there is nothing to hand out here."""
         # A turn of another platform (from ``ready``, an older version's) goes to its own stream.
-        theirs = platform_of(turn.chat_id) not in self.platforms
+        theirs = unscoped(turn.chat_id)[0] not in self.platforms
         body = "" if theirs else turn.body or await self.client.lindex(f"{self.prefix}lane:{turn.chat_id}", 0)
         if not body or self._draining:  # an empty lane, or a drain started meanwhile
             await self._release(turn)

@@ -100,7 +100,7 @@ class Turns:
 
     def take_all(self) -> list[Turn]:
         """Every turn owned (held, then ready), now no longer this process's to hand out."""
-        turns = [*self.held.values(), *self.ready]
+        turns = self.owned()
         self.held, self.ready = {}, deque()
         self.idle.set()
         return turns
