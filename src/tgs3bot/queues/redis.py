@@ -37,13 +37,13 @@ Round trips (each costs the bot 0.05 to 0.1 ms of CPU): a steady worker's event 
 ``done`` (built per queue: ``redis_done``; sent with other workers' in one write: ``redis_batch``),
 which writes the handled mark ``RedisState`` left to it and takes the next turn, with the chat's
 greeting and dialog, for that worker; a first delivery skips the handled lookup. Why that is safe
-under crashes and redelivery: ``redis_turns``.
+under crashes and redelivery: ``redis_turns``. A ``done`` may take a spare turn too, and a worker
+that finds one ready goes on without waiting for its own ``done``: ``redis_finish``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import secrets
 import socket
@@ -59,12 +59,12 @@ from redis.typing import KeyT, StreamIdT
 from tgs3bot.events import Event, from_json
 from tgs3bot.queues import redis_done
 from tgs3bot.queues import redis_scripts as lua
-from tgs3bot.queues.redis_batch import ScriptBatch
+from tgs3bot.queues.redis_finish import Finisher
 from tgs3bot.queues.redis_intake import Intake
 from tgs3bot.queues.redis_turns import Turn, Turns
 from tgs3bot.queues.redis_upkeep import Upkeep
 from tgs3bot.redis_client import event_keys, open_client, text, unscoped
-from tgs3bot.state.redis import dialogs_key, greeted_key, handled_key
+from tgs3bot.state.redis import dialogs_key, greeted_key
 from tgs3bot.state.sqlite_schema import HANDLED_RETENTION_S
 
 log = structlog.get_logger(__name__)
@@ -101,15 +101,13 @@ class RedisQueue:
         self.platforms = frozenset(platforms)  # whose turns this process takes
         self.streams = [lua.ready_key(prefix, platform) for platform in sorted(self.platforms)]
         self.read_streams = [*self.streams, prefix + lua.LEGACY_READY]  # gets and claims read these
-        # The stream a done tries first (its number, from 1), each in turn: no platform waits on another.
-        self._first_streams = itertools.cycle(range(1, len(self.streams) + 1))
         self._source = url_or_client
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self.turns = Turns()  # what this process owns; RedisState asks it about held updates
         self._draining = False
         self._upkeep: Upkeep | None = None
-        self._dones: ScriptBatch | None = None  # ``done`` calls, sent together (``redis_batch``)
+        self._finisher: Finisher | None = None  # sends ``done`` calls (``redis_finish``)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -127,7 +125,7 @@ class RedisQueue:
             self._client = self._source
         client = self._client
         self._scripts = {name: client.register_script(source) for name, source in lua.SCRIPTS.items()}
-        self._dones = ScriptBatch(client, redis_done.script(self._done_settings()), self._took)
+        self._finisher = Finisher(client, self._done_settings(), self.turns, self.consumer)
         for stream in self.read_streams:
             try:
                 await client.xgroup_create(stream, lua.GROUP, id="0", mkstream=True)
@@ -146,10 +144,6 @@ class RedisQueue:
         keys = (greeted_key(self.prefix), dialogs_key(self.prefix))
         return redis_done.DoneSettings(self.prefix, *bounds, *keys, self.streams)
 
-    def _took(self, reply: Any) -> None:
-        """A turn a done took joins the ready ones, even if the done's caller was cancelled since."""
-        self.turns.add(redis_done.taken_turn(reply, self.streams))
-
     @property
     def claim_passes(self) -> int:
         """XAUTOCLAIM passes run so far (for monitoring and tests)."""
@@ -164,17 +158,19 @@ class RedisQueue:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        finisher = self._finisher
+        assert finisher is not None  # set by __aenter__
+        await finisher.wait_sent()  # dones sent in the background may still bring turns
         marks = set(self.turns.marks)
         turns = self.turns.take_all()
         try:
             for turn in turns:
                 if turn.event is not None and event_keys(turn.event)[0] in marks:
-                    await self._done(turn, marked=True, take=False)
+                    await finisher.finish(turn, marked=True, take=0)
                 else:
                     await self._release(turn)
         finally:
-            if self._dones is not None:
-                await self._dones.close()  # after those of workers cancelled while waiting
+            await finisher.close()  # after those of workers cancelled while waiting
             if isinstance(self._source, str) and self._client is not None:
                 await self._client.aclose()
             self._client = None
@@ -203,10 +199,13 @@ class RedisQueue:
 
         After ``drain`` it hands out nothing and waits until cancelled.
         """
-        ready = self.turns.ready
+        ready, finisher = self.turns.ready, self._done_sender()
         while True:
+            finisher.check()  # a done sent in the background failed: end as its worker would
             if self._draining:
                 await asyncio.Event().wait()  # forever: the app cancels the workers
+            if not ready and await finisher.settle():
+                continue  # the dones in flight may have brought a turn
             self.turns.waiting += 1  # claims are made for waiting workers only
             try:
                 turn = ready.popleft() if ready else await self._read_turn()
@@ -253,28 +252,29 @@ class RedisQueue:
     async def task_done(self, event: Event) -> None:
         """Finish the chat's head event (with its handled mark, if left to the queue), give the
         chat its next turn if more events wait, and take the next turn for this worker.
+
+        With a turn ready here, the ``done`` goes out in the background (``redis_finish``).
         """
+        finisher = self._done_sender()
+        finisher.check()
         turn = self.turns.held.get(event_keys(event)[1])
         if turn is None or turn.event is None or turn.event.update_id != event.update_id:
             raise ValueError(f"update {event.update_id} is not the one in progress for its chat")
-        outcome = await self._done(turn, marked=self.turns.marked(event), take=not self._draining)
+        spare = bool(self.turns.ready) and not self._draining
+        take = 0 if self._draining else 1 if spare else 2
+        done = finisher.submit(turn, marked=self.turns.marked(event), take=take, background=spare)
         self.turns.finished(turn)
+        if spare:
+            return
+        await done
         if self._draining:  # began meanwhile: a turn just taken goes back at once
             await self._release_ready()
-        if outcome == -1:
-            log.warning("queue_turn_lost", update_id=event.update_id, chat_id=event.chat_id)
-        elif outcome == 0:
-            log.error("queue_lane_head_mismatch", update_id=event.update_id, chat_id=event.chat_id)
 
-    async def _done(self, turn: Turn, *, marked: bool, take: bool) -> int:
-        """Run ``done`` for a held turn, in one pipeline with other workers' (``redis_batch``)."""
-        assert turn.event is not None  # held turns carry their event
-        assert self._dones is not None  # a turn is held only inside `async with`
-        event = turn.event
-        handled = handled_key(self.prefix, event.platform, event.update_id) if marked else ""
-        first = next(self._first_streams) if take else 0
-        args = (turn.chat_id, turn.entry_id, self.consumer, turn.body, handled, first, turn.stream)
-        return redis_done.outcome(await self._dones(*args))
+    def _done_sender(self) -> Finisher:
+        """The open queue's ``Finisher`` (RuntimeError outside ``async with``)."""
+        if self._finisher is None:
+            raise RuntimeError("RedisQueue is used outside `async with`")
+        return self._finisher
 
     async def drain(self) -> None:
         """Stop handing out events; return once every event this process took is done.
@@ -285,6 +285,8 @@ class RedisQueue:
         self._draining, self.turns.carrying = True, False
         await self._release_ready()
         await self.turns.idle.wait()
+        await self._done_sender().wait_sent()  # those sent in the background may have taken turns
+        await self._release_ready()
 
     async def _release_ready(self) -> None:
         ready = self.turns.ready

@@ -48,11 +48,15 @@ class ScriptBatch:
 
     async def __call__(self, *argv: Any) -> Any:
         """The script's reply (its error reply raised as ``ResponseError``)."""
+        return await self.submit(*argv)
+
+    def submit(self, *argv: Any) -> asyncio.Future[Any]:
+        """Queue a call for the next pipeline; the future of its reply (or its error)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((argv, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="queue-script-batch")
-        return await future
+        return future
 
     async def wait_sent(self) -> None:
         """Return once every call made so far has its reply (before the client closes)."""

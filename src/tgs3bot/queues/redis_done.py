@@ -10,17 +10,18 @@ costs"). So:
   share, the handled marks' TTL, the poller's room condition, the state's keys and the streams
   this process serves (``script``). They are the same for every process of one deployment, so
   Redis caches one script per configuration, not one per process.
-- **The reply is one element**: the outcome, or, with the turn it took, one string of three
+- **The reply is small**: the outcome alone, or, for each turn it took, one string of three
   lines: ``"{outcome} {entry id} {chat} {fresh} {greeted} {stream number} {has a dialog}"``
   (ids and chats never hold a space), the turn's body, the chat's dialog (both JSON, which never
-  holds a raw line break; the dialog, last, could).
+  holds a raw line break; the dialog, last, could). One turn is that string; two are a list of two.
 
 ARGV: chat, turn id, consumer, the event's body, handled key or '', the number (from 1) of the
-served stream to try first for the next turn, 0 to take none (while draining), the turn's stream.
-Outcome: -1 if the consumer no longer owns the turn (another worker claimed it: that one finishes
-the event, so nothing changes but the handled mark); 0 if the lane's head is not this event (the
-turn passes on, the lane is left alone); 1 once the head is popped and the turn passed on. After a
-pop, tokens (the room) go into ``room`` if the poller's condition holds.
+served stream to try first for the next turns, 0 to take none (while draining), the turn's stream,
+and how many turns to take at most (1, or 2 for a spare: ``redis_finish``). Outcome: -1 if the
+consumer no longer owns the turn (another worker claimed it: that one finishes the event, so
+nothing changes but the handled mark); 0 if the lane's head is not this event (the turn passes on,
+the lane is left alone); 1 once the head is popped and the turn passed on. After a pop, tokens (the
+room) go into ``room`` if the poller's condition holds.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ _LUA_PLAIN = frozenset(string.ascii_letters + string.digits + ":_-.")
 
 _BODY = """
 local chat, id, consumer, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local handled, first, stream = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local handled, first, stream, want = ARGV[5], tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
 if handled ~= '' then
   redis.call('SET', handled, '1', 'EX', TTL)
 end
@@ -73,20 +74,25 @@ local function finish()
   return 1
 end
 local outcome = finish()
--- One stream at a time: XREADGROUP's COUNT is per stream, and this worker takes one turn.
+-- One stream at a time: XREADGROUP's COUNT is per stream.
+local records = {}
 for i = 0, (first > 0) and #STREAMS - 1 or -1 do
   local k = (first + i - 1) % #STREAMS + 1
-  local reply = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', STREAMS[k], '>')
-  if reply then
-    local entry, turn = reply[1][2][1], {}
+  local reply = redis.call(
+    'XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', want - #records, 'STREAMS', STREAMS[k], '>')
+  for _, entry in ipairs(reply and reply[1][2] or {}) do
+    local turn = {}
     for j = 1, #entry[2], 2 do turn[entry[2][j]] = entry[2][j + 1] end
     local greeted = redis.call('SISMEMBER', GREETED, turn.chat)
     local dialog = redis.call('HGET', DIALOGS, turn.chat)
     local fields = {outcome, entry[1], turn.chat, turn.fresh or '0', greeted, k, dialog and 1 or 0}
-    return table.concat({table.concat(fields, ' '), turn.body or '', dialog or ''}, '\\n')
+    records[#records + 1] = table.concat({table.concat(fields, ' '), turn.body or '', dialog or ''}, '\\n')
   end
+  if #records >= want then break end
 end
-return outcome
+if #records == 0 then return outcome end
+if #records == 1 then return records[1] end
+return records
 """
 
 
@@ -126,16 +132,24 @@ def _lua_byte(byte: int) -> str:
     return chr(byte) if chr(byte) in _LUA_PLAIN else f"\\{byte:03d}"
 
 
-def outcome(reply: int | str | bytes) -> int:
+Reply = int | str | bytes | list[str | bytes]
+
+
+def outcome(reply: Reply) -> int:
     """The outcome of a ``done`` (-1, 0 or 1), from its reply."""
-    return reply if isinstance(reply, int) else int(text(reply).split(" ", 1)[0])
+    first = reply[0] if isinstance(reply, list) else reply
+    return first if isinstance(first, int) else int(text(first).split(" ", 1)[0])
 
 
-def taken_turn(reply: int | str | bytes, streams: Sequence[str]) -> Turn | None:
-    """The turn a ``done`` took for this consumer, with the chat's state read with it, if any."""
+def taken_turns(reply: Reply, streams: Sequence[str]) -> list[Turn]:
+    """The turns a ``done`` took for this consumer, each with its chat's state read with it."""
     if isinstance(reply, int):
-        return None
-    line, body, dialog = text(reply).split("\n", 2)
+        return []
+    return [_turn(record, streams) for record in (reply if isinstance(reply, list) else [reply])]
+
+
+def _turn(record: str | bytes, streams: Sequence[str]) -> Turn:
+    line, body, dialog = text(record).split("\n", 2)
     _outcome, entry_id, chat, fresh, greeted, number, has_dialog = line.split(" ")
     state = ChatState(greeted == "1", dialog if has_dialog == "1" else None)
     return Turn(entry_id, chat, body, fresh == "1", chat_state=state, stream=streams[int(number) - 1])

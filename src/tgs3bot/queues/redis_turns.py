@@ -2,8 +2,9 @@
 
 A turn (an entry of its platform's ``ready:`` stream, see ``redis_scripts``) is either *ready*
 (owned, its event not handed out yet: claimed from a dead worker, or taken by ``done`` for the
-worker that has just finished) or *held* (its event is being handled here). ``RedisState`` asks
-three things about a held update, so that a steady worker makes no round trip of its own for them.
+worker that has just finished, or as a spare: ``redis_finish``) or *held* (its event is being
+handled here). ``RedisState`` asks three things about a held update, so that a steady worker
+makes no round trip of its own for them.
 
 **``first_delivery``: the handled-id lookup is skipped.** Why that is safe under crashes and
 redelivery: a handled mark is written only for an update some worker took as the head of a turn
