@@ -7,17 +7,20 @@ process in that wait at once the process sits idle, though chats are waiting. So
 take a *spare* turn: when no turn is ready here, the ``done`` asks for two, the worker waits for
 it and takes one, and the other stays ready. The next worker to finish finds that turn, sends its
 own ``done`` (asking for one, to replace it) and goes on with the ready turn at once; the ``done``
-is finished in the background, its reply's turn joining the ready ones. With the two-core
-benchmark's text workload this took the Redis bot from ~85 % to ~95 % busy (``bench/README.md``).
+is finished in the background, its reply's turn joining the ready ones. On the two-core
+benchmark's text workload, one Redis bot went from 80 to 89 % to 85 to 96 % of the time on a
+CPU, and from 1.39 to 1.52 times to 1.23 to 1.26 times the in-process bot's time
+(``bench/README.md``, "A spare turn").
 
 What that changes, and why it is safe:
 
 - **A spare turn waits for a worker of this process**, not of any process. It exists only if the
   stream held two turns when the ``done`` ran, and a stream holds turns only while no consumer of
-  any process is blocked reading it (Redis hands a new entry to a blocked reader at once): every
-  worker everywhere was busy. Spares are bounded by the workers: a ``done`` asks for one only when
-  none is ready here, and a worker takes a ready turn each time it finishes. They are owned like
-  held turns (the heartbeat keeps them; a drain or a leaving process hands them back).
+  any process is blocked reading it (Redis hands a new entry to a blocked reader at once): no
+  worker anywhere was waiting for one at that moment. Spares are bounded by the workers: a
+  ``done`` asks for one only when none is ready here, and a worker takes a ready turn each time
+  it finishes. They are owned like held turns (the heartbeat keeps them; a drain or a leaving
+  process hands them back).
 - **``task_done`` may return before its ``done`` ran.** The event is no longer held here; its
   chat's next event comes only through that ``done`` (it passes the turn), so per-chat order
   holds. A crash before the ``done`` runs leaves the update queued and unmarked, handled again
