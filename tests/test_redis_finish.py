@@ -93,19 +93,28 @@ async def test_a_background_done_that_fails_ends_the_next_worker(redis_url: str,
         await raw.xgroup_create("tgs3bot:ready:telegram", "workers", id="0", mkstream=True)
 
 
-async def test_the_turn_a_background_done_takes_is_handed_out_next(redis_url: str) -> None:
-    """The turn a done sent in the background took reaches the next get, with its chat's state.
+async def stream_reads(raw: aioredis.Redis) -> int:
+    """XREADGROUP calls the server ran since its stats were reset (those inside scripts too)."""
+    stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_xreadgroup", {}).get("calls", 0))
 
-    (That get waits for the done rather than reading the stream itself; a read instead would find
-    the stream empty and block for up to a second, which this test does not time.)"""
-    async with RedisQueue(redis_url, queue_size=10) as queue:
+
+async def test_a_get_with_a_done_in_flight_waits_for_its_turn_rather_than_read_the_stream(
+    redis_url: str, raw: aioredis.Redis
+) -> None:
+    """No turn ready, but a done sent in the background may bring one: get waits for that done and
+    hands out the turn it took (with its chat's state), without reading the stream itself. (A read
+    would find the stream empty and block, while the turn waited here unseen.)"""
+    async with RedisQueue(redis_url, queue_size=10, platforms=("telegram",)) as queue:
         await chats_one_taken(queue, chats=4)
         second = await asyncio.wait_for(queue.get(), DEADLINE_S)
+        await raw.config_resetstat()
         await queue.task_done(second)  # in the background: it takes chat 4's turn
         third = await asyncio.wait_for(queue.get(), DEADLINE_S)  # chat 3's, the one that was ready
         assert not queue.turns.ready
         fourth = await asyncio.wait_for(queue.get(), DEADLINE_S)
         assert fourth.update_id == 4
         assert queue.turns.chat_state("telegram", 4) is not None
+        assert await stream_reads(raw) == 1  # the done's own, for chat 4's turn
         for event in (third, fourth):
             await queue.task_done(event)
