@@ -158,15 +158,14 @@ class RedisQueue:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        finisher = self._finisher
-        assert finisher is not None  # set by __aenter__
+        finisher = self._done_sender()
         await finisher.wait_sent()  # dones sent in the background may still bring turns
         marks = set(self.turns.marks)
         turns = self.turns.take_all()
         try:
             for turn in turns:
                 if turn.event is not None and event_keys(turn.event)[0] in marks:
-                    await finisher.finish(turn, marked=True, take=0)
+                    await finisher.submit(turn, marked=True, take=0)
                 else:
                     await self._release(turn)
         finally:

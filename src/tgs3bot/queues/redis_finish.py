@@ -82,10 +82,6 @@ class Finisher:
             self._taking.add(future)
         return future
 
-    async def finish(self, turn: Turn, *, marked: bool, take: int) -> int:
-        """Run the ``done`` of a held turn and return its outcome (-1, 0 or 1: ``redis_done``)."""
-        return redis_done.outcome(await self.submit(turn, marked=marked, take=take))
-
     async def settle(self) -> bool:
         """Wait for the dones in flight that may bring turns; False if there were none.
 
